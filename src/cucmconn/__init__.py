@@ -1,0 +1,65 @@
+"""cucmconn: an asyncio SDK, a C-accelerated codec and an emulator for the CUCM Connector.
+
+Importing this package never changes the event-loop policy; ``cucmconn.run()`` opts in to uvloop.
+"""
+
+from __future__ import annotations
+
+from .codec import (
+    ERROR_CODES,
+    AgentInfo,
+    AgentState,
+    DialogState,
+    ErrorEvent,
+    ErrorInfo,
+    Event,
+    InboundCall,
+    SystemStatus,
+    TerminalStatus,
+    UnknownEvent,
+    codec_backend,
+    decode_event,
+    encode_command,
+    encode_event,
+)
+from .errors import (
+    BrokerError,
+    CommandError,
+    CommandTimeout,
+    ConnectionLost,
+    ConnectorError,
+    ProtocolError,
+    ServiceUnavailable,
+    SlowConsumer,
+    TransportError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ERROR_CODES",
+    "AgentInfo",
+    "AgentState",
+    "BrokerError",
+    "CommandError",
+    "CommandTimeout",
+    "ConnectionLost",
+    "ConnectorError",
+    "DialogState",
+    "ErrorEvent",
+    "ErrorInfo",
+    "Event",
+    "InboundCall",
+    "ProtocolError",
+    "ServiceUnavailable",
+    "SlowConsumer",
+    "SystemStatus",
+    "TerminalStatus",
+    "TransportError",
+    "UnknownEvent",
+    "__version__",
+    "codec_backend",
+    "decode_event",
+    "encode_command",
+    "encode_event",
+]

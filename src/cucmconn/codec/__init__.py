@@ -1,0 +1,81 @@
+"""The sans-IO codec: events, commands and STOMP frames; bytes in, objects out, bytes to send.
+
+This is the single binding point between the Cython modules (``_cevents``, ``_cstomp``, built
+from ``cext/``) and their pure-Python twins (``_pyevents``, ``_pystomp``).  The compiled module
+is used unless ``CUCMCONN_NO_EXTENSIONS`` is set or it was not built.  Nothing in here does I/O,
+reads a clock or starts a task.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _pyevents, _pystomp
+from .commands import COMMANDS, encode_command
+from .errorcodes import ERROR_CODES, ErrorInfo, lookup
+from .events import (
+    AgentInfo,
+    AgentState,
+    DialogState,
+    ErrorEvent,
+    Event,
+    InboundCall,
+    SystemStatus,
+    TerminalStatus,
+    UnknownEvent,
+)
+
+__all__ = [
+    "COMMANDS",
+    "ERROR_CODES",
+    "AgentInfo",
+    "AgentState",
+    "DialogState",
+    "ErrorEvent",
+    "ErrorInfo",
+    "Event",
+    "Frame",
+    "FrameParser",
+    "InboundCall",
+    "SystemStatus",
+    "TerminalStatus",
+    "UnknownEvent",
+    "codec_backend",
+    "decode_event",
+    "encode_command",
+    "encode_event",
+    "encode_frame",
+    "extensions_disabled",
+    "lookup",
+]
+
+
+def extensions_disabled() -> bool:
+    return os.environ.get("CUCMCONN_NO_EXTENSIONS", "") not in ("", "0")
+
+
+_events = _pyevents
+_stomp = _pystomp
+_backend = "python"
+if not extensions_disabled():
+    try:
+        from . import _cevents, _cstomp
+    except ImportError:  # not built (no compiler at install time): the twins serve
+        pass
+    else:
+        _events, _stomp, _backend = _cevents, _cstomp, "cython"
+
+
+def codec_backend() -> str:
+    """``"cython"`` when the compiled codec is in use, else ``"python"``."""
+    return _backend
+
+
+# --- events (owner: event codec) ---
+decode_event = _events.decode_event
+encode_event = _events.encode_event
+
+# --- STOMP frames (owner: frame codec) ---
+Frame = _pystomp.Frame
+FrameParser = _stomp.FrameParser
+encode_frame = _stomp.encode_frame

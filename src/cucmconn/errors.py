@@ -1,0 +1,77 @@
+"""One root for every error the SDK raises, so callers can catch ``ConnectorError`` alone.
+
+``ProtocolError`` is also a ``ValueError`` because it always means "these bytes are not a valid
+message"; ``CommandTimeout`` is also a ``TimeoutError`` so generic timeout handling still works.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "CommandError",
+    "CommandTimeout",
+    "ConnectionLost",
+    "ConnectorError",
+    "ProtocolError",
+    "ServiceUnavailable",
+    "SlowConsumer",
+    "TransportError",
+]
+
+
+class ConnectorError(Exception):
+    """Root of every error raised by cucmconn."""
+
+
+class ProtocolError(ConnectorError, ValueError):
+    """The peer sent something that is not a valid event, command or STOMP frame."""
+
+
+class TransportError(ConnectorError):
+    """The broker could not be reached or refused us."""
+
+
+class BrokerError(TransportError):
+    """The broker answered with a STOMP ERROR frame; ``message`` is the broker's own text."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message if not details else f"{message}: {details}")
+        self.broker_message = message
+        self.details = details
+
+
+class ConnectionLost(TransportError):
+    """The connection dropped while a command was in flight: its outcome is unknown."""
+
+
+class ServiceUnavailable(ConnectorError):
+    """The connector reported OUT_OF_SERVICE (CUCM is down), so commands are not processed."""
+
+
+class CommandTimeout(ConnectorError, TimeoutError):
+    """No event answered the command within its TTL."""
+
+
+class SlowConsumer(ConnectorError):
+    """A bounded buffer overflowed because the application did not keep up."""
+
+
+class CommandError(ConnectorError):
+    """The connector answered a command with ``<for>#Error#<code>``.
+
+    ``advice`` is the client behaviour the vendor's guide expects for this code, so an
+    application can show or act on it without its own table.
+    """
+
+    def __init__(self, code: str, target: str | None = None, message: str | None = None) -> None:
+        from .codec.errorcodes import lookup  # local: errorcodes is data, errors stays a leaf
+
+        info = lookup(code)
+        self.code = code
+        self.target = target
+        self.message = message
+        self.info = info
+        self.advice = info.advice
+        self.retriable = info.retriable
+        text = f"{code} for {target}" if target else code
+        super().__init__(f"{text}: {message or info.summary}")

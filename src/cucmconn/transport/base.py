@@ -1,0 +1,142 @@
+"""The one small interface every transport implements, and the message it delivers.
+
+Destinations use STOMP's spelling on every transport (``/queue/Connector1``, ``/topic/crm-1``),
+so the layers above never care which transport they run on.  Headers follow ActiveMQ's
+STOMP <-> JMS mapping: ``type`` (JMSType), ``correlation-id``, ``reply-to``, ``expires``
+(absolute epoch milliseconds, JMSExpiration), ``persistent``, ``priority``, ``message-id``.
+
+Handlers are plain callables run on the event loop for each message: no task per message,
+and a handler must not block.  A handler that raises is logged and counted by the transport;
+it never kills the connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "Message",
+    "MessageHandler",
+    "Transport",
+    "TransportListener",
+    "expires_at",
+    "queue",
+    "topic",
+]
+
+
+def queue(name: str) -> str:
+    return name if name.startswith("/") else f"/queue/{name}"
+
+
+def topic(name: str) -> str:
+    return name if name.startswith("/") else f"/topic/{name}"
+
+
+def expires_at(ttl: float | None, now: float | None = None) -> int | None:
+    """ActiveMQ's ``expires``: absolute epoch milliseconds, or None for "never"."""
+    if ttl is None:
+        return None
+    return int(((time.time() if now is None else now) + ttl) * 1000)
+
+
+class Message:
+    """A message as delivered to a subscriber: destination, raw body bytes, headers."""
+
+    __slots__ = ("body", "destination", "headers")
+
+    def __init__(self, destination: str, body: bytes, headers: Mapping[str, str]) -> None:
+        self.destination = destination
+        self.body = body
+        self.headers = headers
+
+    @property
+    def jms_type(self) -> str:
+        return self.headers.get("type", "")
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.headers.get("correlation-id") or None
+
+    @property
+    def reply_to(self) -> str | None:
+        return self.headers.get("reply-to") or None
+
+    @property
+    def message_id(self) -> str | None:
+        return self.headers.get("message-id")
+
+    @property
+    def expires(self) -> int | None:
+        """JMSExpiration in epoch ms; None when absent, zero or not a number."""
+        raw = self.headers.get("expires")
+        if not raw:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            return None
+        return value or None
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:  # bodies can carry call data: keep them out of reprs
+        return f"Message(destination={self.destination!r}, bytes={len(self.body)})"
+
+
+MessageHandler = Callable[[Message], None]
+
+
+class TransportListener(Protocol):
+    """What a transport tells the layer above about its connection."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The link dropped; the transport is reconnecting (commands in flight are lost)."""
+
+    def connection_restored(self) -> None:
+        """Reconnected and resubscribed; events may have been missed meanwhile."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A connection to a broker: send to destinations, subscribe with a handler."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any credentials removed, for logs and reprs."""
+        ...
+
+    async def connect(self) -> None:
+        """Connect (and for STOMP, wait for CONNECTED); raise TransportError on failure."""
+
+    async def close(self) -> None:
+        """Disconnect cleanly; idempotent."""
+
+    async def send(
+        self,
+        destination: str,
+        body: str,
+        *,
+        jms_type: str | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        ttl: float | None = None,
+        persistent: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Send a text message; waits while the transport's bounded send buffer is full."""
+
+    async def subscribe(
+        self, destination: str, handler: MessageHandler, *, prefetch: int = 1000
+    ) -> str:
+        """Subscribe and return the subscription id; kept across reconnects."""
+
+    async def unsubscribe(self, subscription_id: str) -> None: ...
+
+    def set_listener(self, listener: TransportListener | None) -> None: ...

@@ -49,9 +49,13 @@ def extensions() -> list[Extension]:
             raise
         sys.stderr.write("cucmconn: Cython missing; using the pure-Python codec\n")
         return []
+    missing = [name for name in MODULES if not os.path.exists(f"cext/{name}.pyx")]
+    if missing and REQUIRE:
+        raise FileNotFoundError(f"cext sources missing: {missing}")
     exts = [
         Extension(f"cucmconn.codec.{name}", [f"cext/{name}.pyx"], include_dirs=["cext"])
         for name in MODULES
+        if name not in missing
     ]
     directives = {
         "language_level": "3",

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The project's one test command (README and .ci/run both call it).
+# Installs what the suite needs (pip packages, the Cython build, Debian's activemq), then runs:
+#   1. the whole suite on the compiled codec, on asyncio and uvloop, with a real ActiveMQ;
+#   2. the codec and client tests again on the pure-Python twins (CUCMCONN_NO_EXTENSIONS=1);
+#   3. every benchmark once as a smoke test (so they cannot rot), then ruff and mypy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "${CUCMCONN_SKIP_INSTALL:-0}" != "1" ]; then
+  step "installing Debian's activemq and a JDK when missing"
+  if [ ! -f /usr/share/activemq/bin/activemq.jar ] || ! command -v java >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jre-headless >/dev/null
+    else
+      sudo apt-get update -qq
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jre-headless >/dev/null
+    fi
+  fi
+  step "installing cucmconn with its dev extras (the Cython extension must build)"
+  "$PY" -m pip install -q -U pip setuptools wheel
+  CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pip install -q -e '.[dev]'
+fi
+
+step "suite on the compiled codec (asyncio + uvloop, real ActiveMQ)"
+CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pytest -q -p no:cacheprovider "$@"
+
+step "codec and client tests on the pure-Python twins"
+CUCMCONN_NO_EXTENSIONS=1 CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider \
+  -m "not activemq and not slow" tests/test_backend.py tests/test_events_codec.py \
+  tests/test_stomp_codec.py tests/test_commands.py tests/test_client.py
+
+step "benchmarks, once each, as a smoke test"
+CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider benchmarks \
+  --benchmark-disable -m "not slow"
+
+step "ruff and mypy"
+"$PY" -m ruff check src tests benchmarks
+"$PY" -m mypy

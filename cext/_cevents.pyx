@@ -1,0 +1,504 @@
+# cython: language_level=3
+"""Event codec, compiled twin of ``cucmconn/codec/_pyevents.py`` (same behaviour, tested
+differentially against it; the wire format is documented there and in docs/protocol.md).
+
+Why C: every event a contact centre produces passes through ``decode_event`` on the client's
+event loop.  This scans the body's bytes with ``memchr`` for ``#``, creates each field's ``str``
+exactly once (a direct copy on the all-ASCII fast path), matches event types without allocating,
+and calls the Struct classes directly: no ``decode()``, no ``split()`` list, no dict.  Everything
+rare (CESU-8 repair, unknown event types, JSON normalisation, encoding) is delegated to the
+pure-Python twin so the two cannot drift where speed does not matter.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from libc.string cimport memchr, memcmp, memcpy
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
+    bint PyUnicode_IS_ASCII(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    ctypedef struct PyObject
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+import msgspec
+
+from cucmconn.errors import ProtocolError
+from cucmconn.codec import _pyevents as _py
+from cucmconn.codec.events import (
+    AgentInfo,
+    AgentState,
+    DialogState,
+    ErrorEvent,
+    InboundCall,
+    SystemStatus,
+    TerminalStatus,
+    UnknownEvent,
+)
+
+__all__ = ["decode_event", "encode_event"]
+
+cdef enum WireField:
+    W_type = 0
+    W_agentId = 1
+    W_status = 2
+    W_state = 3
+    W_State = 4
+    W_stateChangeTimeString = 5
+    W_startTime = 6
+    W_connectionID = 7
+    W_connectionId = 8
+    W_Connection = 9
+    W_participants = 10
+    W_otherParticipants = 11
+    W_otherParty = 12
+    W_extension = 13
+    W_deviceName = 14
+    W_errorType = 15
+    W_message = 16
+    W_args = 17
+
+_WIRE_DECODER = _py.WIRE_DECODER
+_Wire = _py.Wire
+_wire_decode = _WIRE_DECODER.decode
+_JSON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_decode_default_py = _py._decode_default
+_repair = _py._repair
+_pair_surrogates = _py._pair_surrogates
+
+
+# msgspec stores a Struct's fields in slots, so the JSON path reads them by offset (found once,
+# from the class's member descriptors) instead of through getattr on every event.
+cdef Py_ssize_t _OFF[18]
+
+
+cdef Py_ssize_t _member_offset(str name) except -1:
+    descr = _Wire.__dict__[name]
+    if type(descr).__name__ != "member_descriptor":
+        raise ImportError(f"msgspec layout changed: Wire.{name} is not a slot")
+    return (<PyMemberDescrObject*><PyObject*>descr).d_member.offset
+
+
+for _i, _name in enumerate(('type', 'agentId', 'status', 'state', 'State', 'stateChangeTimeString', 'startTime', 'connectionID', 'connectionId', 'Connection', 'participants', 'otherParticipants', 'otherParty', 'extension', 'deviceName', 'errorType', 'message', 'args')):
+    _OFF[_i] = _member_offset(_name)
+
+
+cdef inline object _get(object wire, int field):
+    cdef PyObject* value = (<PyObject**>((<char*><PyObject*>wire) + _OFF[field]))[0]
+    if value == NULL:
+        return None
+    return <object>value
+
+
+cdef inline bint _is_ws(char c) noexcept nogil:
+    return c == b' ' or c == b'\t' or c == b'\r' or c == b'\n' or c == b'\x0b' or c == b'\x0c'
+
+
+cdef bint _is_ascii(const char* p, Py_ssize_t n) noexcept nogil:
+    cdef const unsigned char* u = <const unsigned char*>p
+    cdef Py_ssize_t i
+    for i in range(n):
+        if u[i] & 0x80:
+            return False
+    return True
+
+
+cdef inline char _lower(char c) noexcept nogil:
+    if b'A' <= c <= b'Z':
+        return c + 32
+    return c
+
+
+cdef Kind _kind(const char* p, Py_ssize_t n) noexcept nogil:
+    """The event type, case-insensitive and ignoring '_' (``AGENT_STATE`` is ``AgentState``)."""
+    cdef char buf[12]
+    cdef Py_ssize_t i, m = 0
+    cdef char c
+    for i in range(n):
+        c = p[i]
+        if c == b'_':
+            continue
+        if m == 12:
+            return K_OTHER
+        buf[m] = _lower(c)
+        m += 1
+    if m == 5 and memcmp(buf, b"error", 5) == 0:
+        return K_ERROR
+    if m == 10 and memcmp(buf, b"agentstate", 10) == 0:
+        return K_AGENTSTATE
+    if m == 11 and memcmp(buf, b"dialogstate", 11) == 0:
+        return K_DIALOGSTATE
+    if m == 11 and memcmp(buf, b"inboundcall", 11) == 0:
+        return K_INBOUNDCALL
+    if m == 9 and memcmp(buf, b"agentinfo", 9) == 0:
+        return K_AGENTINFO
+    if m == 8 and memcmp(buf, b"terminal", 8) == 0:
+        return K_TERMINAL
+    if m == 6 and memcmp(buf, b"system", 6) == 0:
+        return K_SYSTEM
+    return K_OTHER
+
+
+cdef inline bint _ieq(const char* p, Py_ssize_t n, const char* lit, Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t i
+    if n != m:
+        return False
+    for i in range(n):
+        if _lower(p[i]) != lit[i]:
+            return False
+    return True
+
+
+cdef Family _family(const char* p, Py_ssize_t n) noexcept nogil:
+    """``<Event_For>`` values that name an event family rather than an agent."""
+    if _ieq(p, n, b"system", 6):
+        return F_SYSTEM
+    if _ieq(p, n, b"terminal", 8):
+        return F_TERMINAL
+    if _ieq(p, n, b"inboundcall", 11):
+        return F_INBOUNDCALL
+    return F_AGENT
+
+
+cdef object _str(const char* p, Py_ssize_t n, bint ascii):
+    """One field as ``str`` (``None`` when empty): a plain copy when the body is ASCII."""
+    cdef object s
+    if n <= 0:
+        return None
+    if ascii:
+        s = PyUnicode_New(n, 127)
+        memcpy(PyUnicode_DATA(s), p, n)
+        return s
+    return PyUnicode_DecodeUTF8(p, n, NULL)
+
+
+cdef object _participants(const char* p, Py_ssize_t n, bint ascii):
+    """A comma-joined field as a tuple, built in place (empty field -> ``()``)."""
+    cdef Py_ssize_t count = 1, i = 0, k = 0, j
+    cdef object item
+    cdef tuple out
+    if n <= 0:
+        return ()
+    for j in range(n):
+        if p[j] == b',':
+            count += 1
+    out = PyTuple_New(count)
+    for j in range(n + 1):
+        if j == n or p[j] == b',':
+            item = _str(p + i, j - i, ascii)
+            if item is None:
+                item = ""
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(out, k, item)
+            k += 1
+            i = j + 1
+    return out
+
+
+cdef inline ProtocolError_(str what):
+    return ProtocolError("malformed event: " + what)
+
+
+cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, bint whole):
+    """Decode a stripped, valid UTF-8 body ``p[:n]`` held by ``owner`` (all of it if ``whole``)."""
+    cdef Py_ssize_t seps[MAX_SEPS]
+    cdef Py_ssize_t nsep = 0, pos = 0, s, e
+    cdef const char* hit
+    cdef Kind kind
+    cdef Family family
+    cdef object event_for, state, message
+
+    if n == 0:
+        raise ProtocolError_("empty body")
+    if p[0] == b'{':
+        return _decode_json(p, n, ascii, owner, whole)
+    while nsep < MAX_SEPS:
+        hit = <const char*>memchr(p + pos, b'#', n - pos)
+        if hit == NULL:
+            break
+        seps[nsep] = hit - p
+        pos = seps[nsep] + 1
+        nsep += 1
+    if nsep == 0:
+        raise ProtocolError_("no '#' separator")
+    # field i spans [start(i), end(i)); field 1 is the event type
+    s = seps[0] + 1
+    e = seps[1] if nsep > 1 else n
+    if e == s:
+        raise ProtocolError_("empty event type")
+    kind = _kind(p + s, e - s)
+    if kind == K_ERROR:
+        if nsep < 2 or (seps[2] if nsep > 2 else n) == seps[1] + 1:
+            raise ProtocolError_("Error event without a code")
+        event_for = _str(p, seps[0], ascii)
+        message = _str(p + seps[2] + 1, n - seps[2] - 1, ascii) if nsep > 2 else None
+        return ErrorEvent(
+            "" if event_for is None else event_for,
+            _str(p + seps[1] + 1, (seps[2] if nsep > 2 else n) - seps[1] - 1, ascii),
+            message,
+        )
+    family = _family(p, seps[0])
+    if family == F_SYSTEM:
+        return SystemStatus(_str(p + s, e - s, ascii))
+    if family == F_TERMINAL:
+        return TerminalStatus(None, _str(p + s, e - s, ascii))
+    if family == F_INBOUNDCALL:
+        return InboundCall(
+            None,
+            _str(p + s, e - s, ascii),
+            _field(p, n, seps, nsep, 2, ascii),
+            _field(p, n, seps, nsep, 3, ascii),
+            _field(p, n, seps, nsep, 4, ascii),
+        )
+    if seps[0] == 0:
+        raise ProtocolError_("empty <Event_For>")
+    if kind == K_OTHER:
+        return _decode_default_py(_str(p, n, ascii))
+    event_for = _str(p, seps[0], ascii)
+    if kind == K_TERMINAL:
+        state = _field(p, n, seps, nsep, 2, ascii)
+        if state is None:
+            raise ProtocolError_("Terminal event without a status")
+        return TerminalStatus(event_for, state)
+    if kind == K_AGENTINFO:
+        return AgentInfo(
+            event_for, _field(p, n, seps, nsep, 2, ascii), _field(p, n, seps, nsep, 3, ascii)
+        )
+    state = _field(p, n, seps, nsep, 2, ascii)
+    if state is None:
+        raise ProtocolError_(
+            ("AgentState" if kind == K_AGENTSTATE else
+             "DialogState" if kind == K_DIALOGSTATE else "InboundCall")
+            + " event without a state"
+        )
+    if kind == K_AGENTSTATE:
+        return AgentState(event_for, state, _field(p, n, seps, nsep, 3, ascii))
+    if kind == K_DIALOGSTATE:
+        if nsep >= 5:
+            s = seps[4] + 1
+            e = seps[5] if nsep > 5 else n
+            participants = _participants(p + s, e - s, ascii)
+        else:
+            participants = None
+        return DialogState(
+            event_for,
+            state,
+            _field(p, n, seps, nsep, 3, ascii),
+            _field(p, n, seps, nsep, 4, ascii),
+            participants,
+        )
+    return InboundCall(
+        event_for,
+        state,
+        _field(p, n, seps, nsep, 3, ascii),
+        _field(p, n, seps, nsep, 4, ascii),
+        _field(p, n, seps, nsep, 5, ascii),
+    )
+
+
+cdef inline object _field(
+    const char* p, Py_ssize_t n, Py_ssize_t* seps, Py_ssize_t nsep, Py_ssize_t i, bint ascii
+):
+    """Field ``i`` (``i >= 1``) or ``None`` when absent or empty."""
+    cdef Py_ssize_t s, e
+    if i > nsep:
+        return None
+    s = seps[i - 1] + 1
+    e = seps[i] if i < nsep else n
+    return _str(p + s, e - s, ascii)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+cdef object _scalar(object value):
+    """A wire scalar as ``str``: numbers become strings, ``""`` becomes ``None``."""
+    if value is None:
+        return None
+    if type(value) is str:
+        return value if value else None
+    value = str(value)
+    return value if value else None
+
+
+cdef object _many(object value):
+    """Participants: a list, a single value or a comma-joined string, as a tuple."""
+    cdef Py_ssize_t i, count
+    cdef tuple out
+    if value is None:
+        return None
+    if type(value) is list:
+        count = len(<list>value)
+        out = PyTuple_New(count)
+        for i in range(count):
+            item = (<list>value)[i]
+            if type(item) is not str:
+                item = str(item)
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(out, i, item)
+        return out
+    if type(value) is not str:
+        value = str(value)
+    return tuple((<str>value).split(",")) if value else ()
+
+
+cdef inline object _need(object value, str kind, str what):
+    if value is None:
+        raise ProtocolError_(f"JSON {kind} event without {what}")
+    return value
+
+
+cdef inline bint _terminal_status(str status):
+    """The guide's Terminal JSON table says ``type: System``: tell them apart by the status."""
+    cdef const char* q
+    if PyUnicode_IS_ASCII(status):
+        if PyUnicode_GET_LENGTH(status) < 9:
+            return False
+        q = <const char*>PyUnicode_DATA(status)
+        return _ieq(q, 9, b"ciscoterm", 9)
+    return status.lower().startswith("ciscoterm")
+
+
+cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, bint whole):
+    cdef Kind kind
+    cdef str wtype
+    cdef object agent, state, connection, other, party, code, message
+    try:
+        wire = _wire_decode(owner if whole else _str(p, n, ascii))
+    except _JSON_ERRORS as exc:
+        raise ProtocolError_(f"JSON event: {exc}") from None
+    wtype = _get(wire, W_type)
+    if not wtype:
+        raise ProtocolError_("JSON event without a 'type'")
+    if PyUnicode_IS_ASCII(wtype):
+        kind = _kind(<const char*>PyUnicode_DATA(wtype), PyUnicode_GET_LENGTH(wtype))
+    else:
+        kind = K_OTHER
+    agent = _scalar(_get(wire, W_agentId))
+    if kind == K_ERROR:
+        code = _scalar(_get(wire, W_errorType))
+        message = _scalar(_get(wire, W_message))
+        if code is None:
+            code, message = message, None
+        return ErrorEvent(
+            "" if agent is None else agent, _need(code, "Error", "errorType or message"), message
+        )
+    if kind == K_SYSTEM or kind == K_TERMINAL:
+        status = _scalar(_get(wire, W_status))
+        if status is None:
+            status = _scalar(_get(wire, W_state))
+            if status is None:
+                status = _need(_scalar(_get(wire, W_State)), wtype, "a status")
+        if kind == K_SYSTEM and not _terminal_status(status):
+            return SystemStatus(status)
+        return TerminalStatus(agent, status)
+    if kind == K_OTHER or kind == K_AGENTINFO:
+        if kind == K_OTHER:
+            return UnknownEvent(
+                "" if agent is None else agent, wtype, _many(_get(wire, W_args)) or (), _str(p, n, ascii)
+            )
+        return AgentInfo(
+            _need(agent, wtype, "an agentId"), _scalar(_get(wire, W_extension)), _scalar(_get(wire, W_deviceName))
+        )
+    state = _scalar(_get(wire, W_state))
+    if state is None:
+        state = _scalar(_get(wire, W_State))
+    if kind == K_AGENTSTATE:
+        return AgentState(
+            _need(agent, wtype, "an agentId"),
+            _need(state, "AgentState", "a state"),
+            _scalar(_get(wire, W_stateChangeTimeString)),
+        )
+    connection = _scalar(_get(wire, W_connectionID))
+    if connection is None:
+        connection = _scalar(_get(wire, W_connectionId))
+        if connection is None:
+            connection = _scalar(_get(wire, W_Connection))
+    party = _get(wire, W_participants)
+    if party is None:
+        party = _get(wire, W_otherParticipants)
+    if kind == K_INBOUNDCALL:
+        other = _scalar(_get(wire, W_otherParty))
+        if other is None:
+            party = _many(party)
+            other = ((<tuple>party)[0] or None) if party else None
+        return InboundCall(
+            agent,
+            _need(state, "InboundCall", "a state"),
+            _scalar(_get(wire, W_startTime)),
+            connection,
+            other,
+        )
+    return DialogState(
+        _need(agent, wtype, "an agentId"),
+        _need(state, "DialogState", "a state"),
+        _scalar(_get(wire, W_stateChangeTimeString)),
+        connection,
+        _many(party),
+    )
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def decode_event(body):
+    """One event from one message body; ``ProtocolError`` (and nothing else) when malformed."""
+    cdef const char* p
+    cdef Py_ssize_t n
+    cdef bint ascii
+    cdef object owner = body
+    cdef Py_ssize_t full
+    if type(body) is str:
+        if PyUnicode_IS_ASCII(body):
+            p = <const char*>PyUnicode_DATA(body)
+            n = PyUnicode_GET_LENGTH(body)
+            ascii = True
+        else:
+            try:
+                owner = (<str>body).encode("utf-8")
+            except UnicodeEncodeError:
+                owner = _pair_surrogates(body).encode("utf-8")
+            p = PyBytes_AS_STRING(owner)
+            n = PyBytes_GET_SIZE(owner)
+            ascii = False
+    else:
+        if type(body) is not bytes:
+            if isinstance(body, (bytearray, memoryview)):
+                owner = bytes(body)
+            elif isinstance(body, bytes):
+                owner = bytes(body)
+            else:
+                raise ProtocolError(
+                    f"event body must be bytes or str, not {type(body).__name__}"
+                )
+        p = PyBytes_AS_STRING(owner)
+        n = PyBytes_GET_SIZE(owner)
+        ascii = _is_ascii(p, n)
+        if not ascii:
+            try:
+                PyUnicode_DecodeUTF8(p, n, NULL)
+            except UnicodeDecodeError:
+                owner = _repair(owner).encode("utf-8")
+                p = PyBytes_AS_STRING(owner)
+                n = PyBytes_GET_SIZE(owner)
+    full = n
+    while n > 0 and _is_ws(p[0]):
+        p += 1
+        n -= 1
+    while n > 0 and _is_ws(p[n - 1]):
+        n -= 1
+    return _decode_utf8(p, n, ascii, owner, n == full)
+
+
+def encode_event(event, fmt="default"):
+    """The body the connector would send for ``event``; see ``_pyevents.encode_event``.
+
+    Encoding runs on the emulator's side only, so one implementation serves both twins.
+    """
+    return _py.encode_event(event, fmt)

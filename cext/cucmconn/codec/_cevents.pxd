@@ -1,0 +1,1 @@
+../../_cevents.pxd

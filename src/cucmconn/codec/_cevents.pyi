@@ -1,0 +1,8 @@
+"""Types of the compiled event codec (``cext/_cevents.pyx``); same API as ``_pyevents``."""
+
+from .events import Event
+
+__all__ = ["decode_event", "encode_event"]
+
+def decode_event(body: bytes | bytearray | memoryview | str) -> Event: ...
+def encode_event(event: Event, fmt: str = "default") -> str: ...

@@ -24,8 +24,11 @@ cdef bint _is_ascii(const char* p, Py_ssize_t n) noexcept nogil
 cdef Kind _kind(const char* p, Py_ssize_t n) noexcept nogil
 cdef Family _family(const char* p, Py_ssize_t n) noexcept nogil
 cdef object _str(const char* p, Py_ssize_t n, bint ascii)
+cdef object _istr(const char* p, Py_ssize_t n, bint ascii)
 cdef object _participants(const char* p, Py_ssize_t n, bint ascii)
 cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, bint whole)
 cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, bint whole)
 cdef object _scalar(object value)
 cdef object _many(object value)
+cdef object _state(object wire)
+cdef object _changed_at(object wire)

@@ -3,15 +3,17 @@
 differentially against it; the wire format is documented there and in docs/protocol.md).
 
 Why C: every event a contact centre produces passes through ``decode_event`` on the client's
-event loop.  This scans the body's bytes with ``memchr`` for ``#``, creates each field's ``str``
-exactly once (a direct copy on the all-ASCII fast path), matches event types without allocating,
-and calls the Struct classes directly: no ``decode()``, no ``split()`` list, no dict.  Everything
-rare (CESU-8 repair, unknown event types, JSON normalisation, encoding) is delegated to the
-pure-Python twin so the two cannot drift where speed does not matter.
+event loop.  The ``#`` path scans the body's bytes with ``memchr``, creates each field's ``str``
+exactly once (a direct copy on the all-ASCII fast path, recurring values from a small intern
+cache), matches event types without allocating and calls the Struct classes directly: no
+``decode()``, no ``split()`` list, no dict.  The JSON path lets msgspec decode into the twin's
+``Wire`` Struct and normalises it reading the Struct's slots directly.  Everything rare (CESU-8
+repair, unknown ``#`` event types) and encoding (the emulator's side) is delegated to the
+pure-Python twin, so the two cannot drift where speed does not matter.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -26,8 +28,6 @@ cdef extern from "Python.h":
         Py_ssize_t offset
     ctypedef struct PyMemberDescrObject:
         PyMemberDef* d_member
-
-import msgspec
 
 from cucmconn.errors import ProtocolError
 from cucmconn.codec import _pyevents as _py
@@ -44,6 +44,17 @@ from cucmconn.codec.events import (
 
 __all__ = ["decode_event", "encode_event"]
 
+# C-level references: calling them skips a module-dict lookup per event.
+cdef object _SystemStatus = SystemStatus
+cdef object _TerminalStatus = TerminalStatus
+cdef object _AgentInfo = AgentInfo
+cdef object _AgentState = AgentState
+cdef object _DialogState = DialogState
+cdef object _InboundCall = InboundCall
+cdef object _ErrorEvent = ErrorEvent
+cdef object _UnknownEvent = UnknownEvent
+
+# Index into _OFF; must follow _WIRE_FIELDS below.
 cdef enum WireField:
     W_type = 0
     W_agentId = 1
@@ -66,8 +77,9 @@ cdef enum WireField:
 
 _WIRE_DECODER = _py.WIRE_DECODER
 _Wire = _py.Wire
+_InnerState = _py.InnerState
 _wire_decode = _WIRE_DECODER.decode
-_JSON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_JSON_ERRORS = _py.JSON_ERRORS
 _decode_default_py = _py._decode_default
 _repair = _py._repair
 _pair_surrogates = _py._pair_surrogates
@@ -75,6 +87,11 @@ _pair_surrogates = _py._pair_surrogates
 
 # msgspec stores a Struct's fields in slots, so the JSON path reads them by offset (found once,
 # from the class's member descriptors) instead of through getattr on every event.
+_WIRE_FIELDS = (
+    "type", "agentId", "status", "state", "State", "stateChangeTimeString", "startTime",
+    "connectionID", "connectionId", "Connection", "participants", "otherParticipants",
+    "otherParty", "extension", "deviceName", "errorType", "message", "args",
+)
 cdef Py_ssize_t _OFF[18]
 
 
@@ -85,7 +102,8 @@ cdef Py_ssize_t _member_offset(str name) except -1:
     return (<PyMemberDescrObject*><PyObject*>descr).d_member.offset
 
 
-for _i, _name in enumerate(('type', 'agentId', 'status', 'state', 'State', 'stateChangeTimeString', 'startTime', 'connectionID', 'connectionId', 'Connection', 'participants', 'otherParticipants', 'otherParty', 'extension', 'deviceName', 'errorType', 'message', 'args')):
+assert len(_WIRE_FIELDS) == W_args + 1 and _WIRE_FIELDS[W_state] == "state"
+for _i, _name in enumerate(_WIRE_FIELDS):
     _OFF[_i] = _member_offset(_name)
 
 
@@ -178,6 +196,39 @@ cdef object _str(const char* p, Py_ssize_t n, bint ascii):
     return PyUnicode_DecodeUTF8(p, n, NULL)
 
 
+# Agent ids, states, statuses and error codes recur endlessly (a few thousand agents, a dozen
+# states): a small direct-mapped cache hands back the same str instead of allocating a new one,
+# which is faster and lets 10,000 resident events share their strings.  Timestamps, connection
+# ids and participants are not cached (mostly unique).
+cdef enum:
+    CACHE_SLOTS = 2048
+    CACHE_MAX_LEN = 32
+cdef PyObject* _cache[CACHE_SLOTS]
+
+
+cdef object _istr(const char* p, Py_ssize_t n, bint ascii):
+    """Like ``_str``, through the intern cache for short ASCII fields."""
+    cdef Py_ssize_t i
+    cdef unsigned int h = 2166136261u
+    cdef PyObject* hit
+    cdef object s
+    if n <= 0 or n > CACHE_MAX_LEN or not ascii:
+        return _str(p, n, ascii)
+    for i in range(n):
+        h = (h ^ <unsigned char>p[i]) * 16777619u
+    h = (h ^ (h >> 15)) & (CACHE_SLOTS - 1)
+    hit = _cache[h]
+    if hit != NULL and PyUnicode_GET_LENGTH(<object>hit) == n and memcmp(
+        PyUnicode_DATA(<object>hit), p, n
+    ) == 0:
+        return <object>hit
+    s = _str(p, n, True)
+    Py_INCREF(s)
+    _cache[h] = <PyObject*>s
+    Py_XDECREF(hit)
+    return s
+
+
 cdef object _participants(const char* p, Py_ssize_t n, bint ascii):
     """A comma-joined field as a tuple, built in place (empty field -> ``()``)."""
     cdef Py_ssize_t count = 1, i = 0, k = 0, j
@@ -191,7 +242,7 @@ cdef object _participants(const char* p, Py_ssize_t n, bint ascii):
     out = PyTuple_New(count)
     for j in range(n + 1):
         if j == n or p[j] == b',':
-            item = _str(p + i, j - i, ascii)
+            item = _istr(p + i, j - i, ascii)
             if item is None:
                 item = ""
             Py_INCREF(item)
@@ -201,7 +252,7 @@ cdef object _participants(const char* p, Py_ssize_t n, bint ascii):
     return out
 
 
-cdef inline ProtocolError_(str what):
+cdef inline object _bad(str what):
     return ProtocolError("malformed event: " + what)
 
 
@@ -215,7 +266,7 @@ cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, 
     cdef object event_for, state, message
 
     if n == 0:
-        raise ProtocolError_("empty body")
+        raise _bad("empty body")
     if p[0] == b'{':
         return _decode_json(p, n, ascii, owner, whole)
     while nsep < MAX_SEPS:
@@ -226,59 +277,59 @@ cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, 
         pos = seps[nsep] + 1
         nsep += 1
     if nsep == 0:
-        raise ProtocolError_("no '#' separator")
+        raise _bad("no '#' separator (and not a JSON object)")
     # field i spans [start(i), end(i)); field 1 is the event type
     s = seps[0] + 1
     e = seps[1] if nsep > 1 else n
     if e == s:
-        raise ProtocolError_("empty event type")
+        raise _bad("empty event type")
     kind = _kind(p + s, e - s)
     if kind == K_ERROR:
         if nsep < 2 or (seps[2] if nsep > 2 else n) == seps[1] + 1:
-            raise ProtocolError_("Error event without a code")
-        event_for = _str(p, seps[0], ascii)
+            raise _bad("Error event without a code")
+        event_for = _istr(p, seps[0], ascii)
         message = _str(p + seps[2] + 1, n - seps[2] - 1, ascii) if nsep > 2 else None
-        return ErrorEvent(
+        return _ErrorEvent(
             "" if event_for is None else event_for,
-            _str(p + seps[1] + 1, (seps[2] if nsep > 2 else n) - seps[1] - 1, ascii),
+            _istr(p + seps[1] + 1, (seps[2] if nsep > 2 else n) - seps[1] - 1, ascii),
             message,
         )
     family = _family(p, seps[0])
     if family == F_SYSTEM:
-        return SystemStatus(_str(p + s, e - s, ascii))
+        return _SystemStatus(_istr(p + s, e - s, ascii))
     if family == F_TERMINAL:
-        return TerminalStatus(None, _str(p + s, e - s, ascii))
+        return _TerminalStatus(None, _istr(p + s, e - s, ascii))
     if family == F_INBOUNDCALL:
-        return InboundCall(
+        return _InboundCall(
             None,
-            _str(p + s, e - s, ascii),
+            _istr(p + s, e - s, ascii),
             _field(p, n, seps, nsep, 2, ascii),
             _field(p, n, seps, nsep, 3, ascii),
             _field(p, n, seps, nsep, 4, ascii),
         )
     if seps[0] == 0:
-        raise ProtocolError_("empty <Event_For>")
+        raise _bad("empty <Event_For>")
     if kind == K_OTHER:
         return _decode_default_py(_str(p, n, ascii))
-    event_for = _str(p, seps[0], ascii)
+    event_for = _istr(p, seps[0], ascii)
     if kind == K_TERMINAL:
-        state = _field(p, n, seps, nsep, 2, ascii)
+        state = _ifield(p, n, seps, nsep, 2, ascii)
         if state is None:
-            raise ProtocolError_("Terminal event without a status")
-        return TerminalStatus(event_for, state)
+            raise _bad("Terminal event without a status")
+        return _TerminalStatus(event_for, state)
     if kind == K_AGENTINFO:
-        return AgentInfo(
+        return _AgentInfo(
             event_for, _field(p, n, seps, nsep, 2, ascii), _field(p, n, seps, nsep, 3, ascii)
         )
-    state = _field(p, n, seps, nsep, 2, ascii)
+    state = _ifield(p, n, seps, nsep, 2, ascii)
     if state is None:
-        raise ProtocolError_(
+        raise _bad(
             ("AgentState" if kind == K_AGENTSTATE else
              "DialogState" if kind == K_DIALOGSTATE else "InboundCall")
             + " event without a state"
         )
     if kind == K_AGENTSTATE:
-        return AgentState(event_for, state, _field(p, n, seps, nsep, 3, ascii))
+        return _AgentState(event_for, state, _field(p, n, seps, nsep, 3, ascii))
     if kind == K_DIALOGSTATE:
         if nsep >= 5:
             s = seps[4] + 1
@@ -286,20 +337,29 @@ cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, 
             participants = _participants(p + s, e - s, ascii)
         else:
             participants = None
-        return DialogState(
+        return _DialogState(
             event_for,
             state,
             _field(p, n, seps, nsep, 3, ascii),
             _field(p, n, seps, nsep, 4, ascii),
             participants,
         )
-    return InboundCall(
+    return _InboundCall(
         event_for,
         state,
         _field(p, n, seps, nsep, 3, ascii),
         _field(p, n, seps, nsep, 4, ascii),
-        _field(p, n, seps, nsep, 5, ascii),
+        _ifield(p, n, seps, nsep, 5, ascii),
     )
+
+
+cdef inline object _ifield(
+    const char* p, Py_ssize_t n, Py_ssize_t* seps, Py_ssize_t nsep, Py_ssize_t i, bint ascii
+):
+    """Field ``i`` (``i >= 1``) through the intern cache: for values that recur (states)."""
+    if i > nsep:
+        return None
+    return _istr(p + seps[i - 1] + 1, (seps[i] if i < nsep else n) - seps[i - 1] - 1, ascii)
 
 
 cdef inline object _field(
@@ -350,7 +410,7 @@ cdef object _many(object value):
 
 cdef inline object _need(object value, str kind, str what):
     if value is None:
-        raise ProtocolError_(f"JSON {kind} event without {what}")
+        raise _bad(f"JSON {kind} event without {what}")
     return value
 
 
@@ -365,6 +425,31 @@ cdef inline bint _terminal_status(str status):
     return status.lower().startswith("ciscoterm")
 
 
+cdef object _state(object wire):
+    """``state`` (or ``State``), also from a ``state`` object (the guide's "inside part")."""
+    cdef object raw = _get(wire, W_state)
+    cdef object state
+    if type(raw) is _InnerState:
+        state = _scalar(raw.state)
+        if state is None:
+            state = _scalar(raw.State)
+    else:
+        state = _scalar(raw)
+    if state is None:
+        state = _scalar(_get(wire, W_State))
+    return state
+
+
+cdef object _changed_at(object wire):
+    cdef object changed = _scalar(_get(wire, W_stateChangeTimeString))
+    cdef object raw
+    if changed is None:
+        raw = _get(wire, W_state)
+        if type(raw) is _InnerState:
+            changed = _scalar(raw.stateChangeTimeString)
+    return changed
+
+
 cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, bint whole):
     cdef Kind kind
     cdef str wtype
@@ -372,10 +457,10 @@ cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, 
     try:
         wire = _wire_decode(owner if whole else _str(p, n, ascii))
     except _JSON_ERRORS as exc:
-        raise ProtocolError_(f"JSON event: {exc}") from None
+        raise _bad(f"JSON event: {exc}") from None
     wtype = _get(wire, W_type)
     if not wtype:
-        raise ProtocolError_("JSON event without a 'type'")
+        raise _bad("JSON event without a 'type'")
     if PyUnicode_IS_ASCII(wtype):
         kind = _kind(<const char*>PyUnicode_DATA(wtype), PyUnicode_GET_LENGTH(wtype))
     else:
@@ -386,34 +471,35 @@ cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, 
         message = _scalar(_get(wire, W_message))
         if code is None:
             code, message = message, None
-        return ErrorEvent(
+        return _ErrorEvent(
             "" if agent is None else agent, _need(code, "Error", "errorType or message"), message
         )
     if kind == K_SYSTEM or kind == K_TERMINAL:
         status = _scalar(_get(wire, W_status))
         if status is None:
-            status = _scalar(_get(wire, W_state))
-            if status is None:
-                status = _need(_scalar(_get(wire, W_State)), wtype, "a status")
+            status = _need(_state(wire), wtype, "a status")
         if kind == K_SYSTEM and not _terminal_status(status):
-            return SystemStatus(status)
-        return TerminalStatus(agent, status)
+            return _SystemStatus(status)
+        return _TerminalStatus(agent, status)
     if kind == K_OTHER or kind == K_AGENTINFO:
         if kind == K_OTHER:
-            return UnknownEvent(
-                "" if agent is None else agent, wtype, _many(_get(wire, W_args)) or (), _str(p, n, ascii)
+            return _UnknownEvent(
+                "" if agent is None else agent,
+                wtype,
+                _many(_get(wire, W_args)) or (),
+                _str(p, n, ascii),
             )
-        return AgentInfo(
-            _need(agent, wtype, "an agentId"), _scalar(_get(wire, W_extension)), _scalar(_get(wire, W_deviceName))
+        return _AgentInfo(
+            _need(agent, wtype, "an agentId"),
+            _scalar(_get(wire, W_extension)),
+            _scalar(_get(wire, W_deviceName)),
         )
-    state = _scalar(_get(wire, W_state))
-    if state is None:
-        state = _scalar(_get(wire, W_State))
+    state = _state(wire)
     if kind == K_AGENTSTATE:
-        return AgentState(
+        return _AgentState(
             _need(agent, wtype, "an agentId"),
             _need(state, "AgentState", "a state"),
-            _scalar(_get(wire, W_stateChangeTimeString)),
+            _changed_at(wire),
         )
     connection = _scalar(_get(wire, W_connectionID))
     if connection is None:
@@ -428,17 +514,17 @@ cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, 
         if other is None:
             party = _many(party)
             other = ((<tuple>party)[0] or None) if party else None
-        return InboundCall(
+        return _InboundCall(
             agent,
             _need(state, "InboundCall", "a state"),
             _scalar(_get(wire, W_startTime)),
             connection,
             other,
         )
-    return DialogState(
+    return _DialogState(
         _need(agent, wtype, "an agentId"),
         _need(state, "DialogState", "a state"),
-        _scalar(_get(wire, W_stateChangeTimeString)),
+        _changed_at(wire),
         connection,
         _many(party),
     )

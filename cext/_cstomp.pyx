@@ -76,20 +76,36 @@ cdef void _fill(tuple strs, const char** ptrs, Py_ssize_t* lens):
         ptrs[i] = PyUnicode_AsUTF8AndSize(strs[i], &lens[i])
 
 
+assert len(_NAMES) <= _TABLE and len(_COMMANDS) <= _TABLE
 _fill(_NAMES, _NAME_PTR, _NAME_LEN)
 _fill(_COMMANDS, _CMD_PTR, _CMD_LEN)
 
 
-cdef inline object _lookup(tuple strs, const char** ptrs, Py_ssize_t* lens,
-                           const char* p, Py_ssize_t n):
+cdef inline Py_ssize_t _lookup(tuple strs, const char** ptrs, Py_ssize_t* lens,
+                               const char* p, Py_ssize_t n):
+    """Index of the constant spelled ``p[:n]`` in ``strs``, or -1."""
     cdef Py_ssize_t i
     for i in range(len(strs)):
         if lens[i] == n and p[0] == ptrs[i][0] and memcmp(p, ptrs[i], n) == 0:
-            return strs[i]
-    return None
+            return i
+    return -1
+
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
 
 
 cdef str _utf8(const char* p, Py_ssize_t n):
+    cdef Py_ssize_t i
+    cdef str text
+    for i in range(n):  # ASCII (every header ActiveMQ sends) skips the UTF-8 codec
+        if <unsigned char>p[i] >= 0x80:
+            break
+    else:
+        text = PyUnicode_New(n, 127)
+        memcpy(PyUnicode_DATA(text), p, n)
+        return text
     try:
         return PyUnicode_DecodeUTF8(p, n, NULL)
     except UnicodeDecodeError:
@@ -101,11 +117,8 @@ cdef str _shown(const char* p, Py_ssize_t n):
     return repr(PyBytes_FromStringAndSize(p, n).decode("utf-8", "replace")[:32])
 
 
-cdef str _unescape(const char* p, Py_ssize_t n):
-    if memchr(p, b"\\", n) == NULL:
-        return _utf8(p, n)
-    cdef bytes scratch = PyBytes_FromStringAndSize(NULL, n)
-    cdef char* out = PyBytes_AS_STRING(scratch)
+cdef Py_ssize_t _unescape_into(const char* p, Py_ssize_t n, char* out) except -1:
+    """Decode STOMP escapes of ``p`` into ``out`` (at most ``n`` bytes); the length written."""
     cdef Py_ssize_t i = 0, j = 0
     cdef char c
     while i < n:
@@ -127,7 +140,21 @@ cdef str _unescape(const char* p, Py_ssize_t n):
             i += 1
         out[j] = c
         j += 1
-    return _utf8(out, j)
+    return j
+
+
+cdef str _unescape(const char* p, Py_ssize_t n):
+    cdef char stack[256]
+    cdef char* out = stack
+    cdef bytes scratch = None
+    cdef Py_ssize_t length
+    if memchr(p, b"\\", n) == NULL:
+        return _utf8(p, n)
+    if n > 256:
+        scratch = PyBytes_FromStringAndSize(NULL, n)
+        out = PyBytes_AS_STRING(scratch)
+    length = _unescape_into(p, n, out)
+    return _utf8(out, length)
 
 
 cdef inline Py_ssize_t _strip_cr(const char* line, Py_ssize_t n):
@@ -149,8 +176,24 @@ cdef bint _is_token(const char* p, Py_ssize_t n):
 cdef str _command(const char* p, Py_ssize_t n):
     if not _is_token(p, n):
         raise _ProtocolError(f"invalid STOMP command {_shown(p, n)}")
-    known = _lookup(_COMMANDS, _CMD_PTR, _CMD_LEN, p, n)
-    return known if known is not None else _utf8(p, n)
+    cdef Py_ssize_t known = _lookup(_COMMANDS, _CMD_PTR, _CMD_LEN, p, n)
+    return _COMMANDS[known] if known >= 0 else _utf8(p, n)
+
+
+# The last value seen per well-known header (destination, subscription, priority, persistent...
+# repeat on every frame of a subscription): reusing the str saves an allocation per header.
+cdef list _RECENT = [None] * _TABLE
+
+
+cdef str _recent_value(Py_ssize_t known, const char* p, Py_ssize_t n):
+    """``p[:n]`` (no escapes) as a str, reusing the previous value of this header if equal."""
+    cdef str value = _RECENT[known]
+    if value is not None and len(value) == n and memcmp(PyUnicode_DATA(value), p, n) == 0:
+        return value
+    value = _utf8(p, n)
+    if len(value) == n:  # ASCII only: one byte per character, so memcmp above is exact
+        _RECENT[known] = value
+    return value
 
 
 cdef tuple _parse_head(const char* p, Py_ssize_t n):
@@ -159,7 +202,7 @@ cdef tuple _parse_head(const char* p, Py_ssize_t n):
     cdef const char* nl = <const char*>memchr(p, b"\n", n)
     cdef const char* cur
     cdef const char* colon
-    cdef Py_ssize_t length
+    cdef Py_ssize_t length, known
     cdef str command = _command(p, _strip_cr(p, (nl if nl != NULL else end) - p))
     cdef bint raw = command == "CONNECT" or command == "CONNECTED"
     cdef dict headers = {}
@@ -172,32 +215,36 @@ cdef tuple _parse_head(const char* p, Py_ssize_t n):
             raise _ProtocolError(
                 f"header line without ':' in {command} frame: {_shown(cur, length)}"
             )
+        known = -1
         if raw or memchr(cur, b"\\", colon - cur) == NULL:
-            name = _lookup(_NAMES, _NAME_PTR, _NAME_LEN, cur, colon - cur)
-            if name is None:
-                name = _utf8(cur, colon - cur)
+            known = _lookup(_NAMES, _NAME_PTR, _NAME_LEN, cur, colon - cur)
+            name = _NAMES[known] if known >= 0 else _utf8(cur, colon - cur)
         else:
             name = _unescape(cur, colon - cur)
         colon += 1
         length -= colon - cur
-        value = _utf8(colon, length) if raw else _unescape(colon, length)
+        if known >= 0 and (raw or memchr(colon, b"\\", length) == NULL):
+            value = _recent_value(known, colon, length)
+        else:
+            value = _utf8(colon, length) if raw else _unescape(colon, length)
         PyDict_SetDefault(headers, name, value)
     return command, headers
 
 
-cdef Py_ssize_t _digits(const char* p, Py_ssize_t n, Py_ssize_t limit) except -2:
-    """A decimal content-length, ``limit + 1`` when it is beyond ``limit``; -1 if not digits."""
-    cdef Py_ssize_t i, value = 0
+cdef Py_ssize_t _digits(const char* p, Py_ssize_t n, Py_ssize_t limit) except -4:
+    """A decimal content-length; -1 if not ASCII digits, -2 if beyond ``limit`` (no overflow)."""
+    cdef Py_ssize_t i, digit, value = 0
     if n == 0:
         return -1
     for i in range(n):
         if not (b"0" <= p[i] <= b"9"):
             return -1
     for i in range(n):
-        value = value * 10 + (p[i] - 48)  # ASCII "0"
-        if value > limit:
-            return limit + 1
-    return value
+        digit = p[i] - 48  # ASCII "0"
+        if value > (limit - digit) // 10:  # value * 10 + digit > limit
+            return -2
+        value = value * 10 + digit
+    return value if value <= limit else -2
 
 
 cdef Py_ssize_t _content_length(object value, Py_ssize_t limit) except -2:
@@ -207,9 +254,9 @@ cdef Py_ssize_t _content_length(object value, Py_ssize_t limit) except -2:
         return -1
     p = PyUnicode_AsUTF8AndSize(value, &n)
     length = _digits(p, n, limit)
-    if length < 0:
+    if length == -1:
         raise _ProtocolError(f"bad content-length {value[:32]!r}")
-    if length > limit:
+    if length == -2:
         raise _ProtocolError(f"frame too large: content-length {value[:32]} > {limit}")
     return length
 
@@ -435,7 +482,12 @@ def encode_frame(str command, headers=(), body=b""):
     cp = PyUnicode_AsUTF8AndSize(command, &cmd_len)
     if not _is_token(cp, cmd_len):
         raise ValueError(f"invalid STOMP command {command!r}")
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if isinstance(body, str):
+        data = body.encode("utf-8")
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        data = bytes(body)
+    else:
+        raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
     items = headers.items() if isinstance(headers, (dict, Mapping)) else headers
     pairs = []  # holds the strs whose UTF-8 buffers are read below
     raw = command == "CONNECT" or command == "CONNECTED"
@@ -560,8 +612,10 @@ def decode_message(frame):
                 if not seen_length:
                     seen_length = True
                     length = _digits(colon + 1, line_len - name_len - 1, _MAX_FRAME)
-                    if length < 0:
+                    if length == -1:
                         raise _ProtocolError("bad content-length")
+                    if length == -2:
+                        raise _ProtocolError("frame too large")
             else:
                 _checked(colon + 1, line_len - name_len - 1)
         nlines += 1

@@ -41,20 +41,27 @@ def _twins() -> list[ModuleType]:
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# What ActiveMQ 5.17 sends (header order and spelling as in its StompWireFormat output).
+# Captured from ActiveMQ 5.17.2 (Debian) over STOMP 1.2: a TextMessage event (no content-length;
+# ActiveMQ escapes the colons of message-id) and a BytesMessage one (content-length set).
 CONNECTED = (
     b"CONNECTED\nserver:ActiveMQ/5.17.2\nheart-beat:10000,10000\n"
-    b"session:ID:cucm-host-40563-1732500000000-3:1\nversion:1.2\n\n\x00\n"
+    b"session:ID:vm-45195-1795586942002-3:1\nversion:1.2\n\n\x00\n"
 )
 EVENT_BODY = b"1001#DialogState#ACTIVE#2024-11-25 06:00:00#16777215#1001,1002"
 MESSAGE = (
-    b"MESSAGE\ncontent-length:%d\nexpires:1732514460000\ndestination:/topic/cucm.desk-7\n"
-    b"subscription:sub-0\npriority:4\ncorrelation-id:c0ffee-42\ntype:\n"
-    b"message-id:ID:cucm-host-40563-1732500000000-3:1:1:1:17\npersistent:true\n"
-    b"timestamp:1732514400000\nreply-to:/queue/Connector1\n\n%s\x00\n"
-) % (len(EVENT_BODY), EVENT_BODY)
+    b"MESSAGE\nexpires:1795587559256\ncorrelation-id:c0ffee-42\ndestination:/topic/cucm.desk-7\n"
+    b"subscription:sub-0\npriority:4\ntype:\n"
+    b"message-id:ID\\cvm-45195-1795586942002-3\\c2\\c-1\\c1\\c1\npersistent:true\n"
+    b"reply-to:/queue/Connector1\ntimestamp:1795586959260\n\n%s\x00\n" % EVENT_BODY
+)
+BYTES_MESSAGE = (
+    b"MESSAGE\ncontent-length:62\nexpires:0\ndestination:/topic/cucm.desk-7\n"
+    b"subscription:sub-0\npriority:4\n"
+    b"message-id:ID\\cvm-45195-1795586942002-3\\c2\\c-1\\c1\\c2\n"
+    b"timestamp:1795586959299\n\n%s\x00\n" % EVENT_BODY
+)
 RECEIPT = b"RECEIPT\nreceipt-id:77\n\n\x00\n"
-STREAM = CONNECTED + MESSAGE + b"\n" + RECEIPT
+STREAM = CONNECTED + MESSAGE + b"\n" + BYTES_MESSAGE + RECEIPT
 
 
 def _split_feed(parser: Any, data: bytes, cut: int) -> list[Any]:
@@ -68,29 +75,29 @@ def test_golden_connected(stomp: ModuleType) -> None:
     parser = stomp.FrameParser()
     (frame,) = parser.feed(CONNECTED)
     assert frame.command == "CONNECTED"
-    assert frame.headers["session"] == "ID:cucm-host-40563-1732500000000-3:1"
+    assert frame.headers["session"] == "ID:vm-45195-1795586942002-3:1"
     assert frame.headers["heart-beat"] == "10000,10000"
     assert frame.body == b""
     assert (parser.heartbeats, parser.buffered) == (1, 0)  # ActiveMQ's EOL after each NUL
 
 
-def test_golden_activemq_message(stomp: ModuleType) -> None:
-    (frame,) = stomp.FrameParser().feed(MESSAGE)
-    assert frame.command == "MESSAGE"
-    assert frame.headers == {
-        "content-length": str(len(EVENT_BODY)),
-        "expires": "1732514460000",
+def test_golden_activemq_messages(stomp: ModuleType) -> None:
+    text, binary = stomp.FrameParser().feed(MESSAGE + BYTES_MESSAGE)
+    assert (text.command, text.body, binary.body) == ("MESSAGE", EVENT_BODY, EVENT_BODY)
+    assert text.headers == {
+        "expires": "1795587559256",
+        "correlation-id": "c0ffee-42",
         "destination": "/topic/cucm.desk-7",
         "subscription": "sub-0",
         "priority": "4",
-        "correlation-id": "c0ffee-42",
         "type": "",
-        "message-id": "ID:cucm-host-40563-1732500000000-3:1:1:1:17",
+        "message-id": "ID:vm-45195-1795586942002-3:2:-1:1:1",
         "persistent": "true",
-        "timestamp": "1732514400000",
         "reply-to": "/queue/Connector1",
+        "timestamp": "1795586959260",
     }
-    assert frame.body == EVENT_BODY
+    assert binary.headers["content-length"] == str(len(EVENT_BODY))
+    assert binary.headers["message-id"] == "ID:vm-45195-1795586942002-3:2:-1:1:2"
 
 
 def test_frame_is_the_one_shared_class(stomp: ModuleType) -> None:
@@ -111,11 +118,11 @@ def test_repr_hides_credentials_and_body() -> None:
 
 def test_every_split_offset(stomp: ModuleType) -> None:
     expected = stomp.FrameParser().feed(STREAM)
-    assert [f.command for f in expected] == ["CONNECTED", "MESSAGE", "RECEIPT"]
+    assert [f.command for f in expected] == ["CONNECTED", "MESSAGE", "MESSAGE", "RECEIPT"]
     for cut in range(len(STREAM) + 1):
         parser = stomp.FrameParser()
         assert _split_feed(parser, STREAM, cut) == expected, cut
-        assert parser.heartbeats == 4  # one EOL after each NUL, plus one between frames
+        assert parser.heartbeats == 5  # one EOL after each NUL, plus one between frames
 
 
 def test_byte_by_byte(stomp: ModuleType) -> None:
@@ -159,6 +166,14 @@ def test_first_repeated_header_wins(stomp: ModuleType) -> None:
     data = b"MESSAGE\nfoo:first\nfoo:second\ncontent-length:1\ncontent-length:9\n\nx\x00"
     (frame,) = stomp.FrameParser().feed(data)
     assert frame.headers == {"foo": "first", "content-length": "1"}
+
+
+def test_repeated_values_never_leak_between_frames(stomp: ModuleType) -> None:
+    """The compiled twin reuses the str of a repeated well-known header value."""
+    values = ["/topic/a", "/topic/b", "/topic/a", "/topic\\cc", "/topic/é", "/topic/é", ""]
+    data = b"".join(b"MESSAGE\ndestination:%s\n\n\x00" % v.encode() for v in values)
+    got = [f.headers["destination"] for f in stomp.FrameParser().feed(data)]
+    assert got == [v.replace("\\c", ":") for v in values]
 
 
 def test_value_may_contain_colons_and_be_empty(stomp: ModuleType) -> None:
@@ -250,6 +265,7 @@ def test_round_trip_binary_body_with_explicit_length(body: bytes) -> None:
         ("CONNECT", {"host": "a\nb"}, b"", ValueError),
         ("CONNECT", {"a:b": "c"}, b"", ValueError),
         ("SEND", {"a": 1}, b"", TypeError),
+        ("SEND", {}, 5, TypeError),
     ],
 )
 def test_encode_refuses(
@@ -306,6 +322,7 @@ def test_malformed_frames(stomp: ModuleType, data: bytes, message: str) -> None:
         ({"max_header_line": 16}, b"SEND\na:" + b"b" * 20, "header line too long"),
         ({"max_header_line": 16}, b"SEND\na:" + b"b" * 20 + b"\n", "header line too long"),
         ({"max_frame_size": 64}, b"SEND\ncontent-length:" + b"9" * 5000 + b"\n\n", "too large"),
+        ({"max_frame_size": 2**62}, b"SEND\ncontent-length:" + b"9" * 40 + b"\n\n", "too large"),
     ],
 )
 def test_limits(stomp: ModuleType, limits: dict[str, int], data: bytes, message: str) -> None:
@@ -407,6 +424,7 @@ def test_decode_message(stomp: ModuleType) -> None:
     correlation, event = stomp.decode_message(MESSAGE)
     assert correlation == "c0ffee-42"
     assert event == _pyevents.decode_event(EVENT_BODY)
+    assert stomp.decode_message(BYTES_MESSAGE) == (None, event)
     status = b"System#IN_SERVICE"
     uncorrelated = b"MESSAGE\ndestination:/topic/t\ncorrelation-id\\c:x\n\n%s\x00" % status
     assert stomp.decode_message(uncorrelated) == (None, _pyevents.decode_event(status))
@@ -423,9 +441,20 @@ def test_decode_message(stomp: ModuleType) -> None:
         MESSAGE + b"\r",
         b"\n\n",
         MESSAGE.replace(b"type:", b"type"),
-        MESSAGE.replace(b"content-length:", b"content-length:x"),
+        BYTES_MESSAGE.replace(b"content-length:", b"content-length:x"),
         MESSAGE.replace(b"priority:4", b"priority:\\x"),
         MESSAGE.replace(b"priority:4", b"priority:\xff"),
+    ],
+    ids=[
+        "receipt",
+        "two-frames",
+        "incomplete",
+        "lone-cr-after",
+        "only-eols",
+        "no-colon",
+        "bad-length",
+        "bad-escape",
+        "bad-utf8",
     ],
 )
 def test_decode_message_refuses(stomp: ModuleType, data: bytes) -> None:
@@ -462,7 +491,7 @@ def _aiostomp_frames(data: bytes) -> list[tuple[str, dict[str, str], bytes]]:
 def test_aiostomp_parses_the_same_frames(stomp: ModuleType) -> None:
     """aiostomp unescapes only values and lets the last repeated header win; our golden frames
     have neither, so both parsers must agree exactly."""
-    data = STREAM.replace(b"CONNECTED\n", b"CONNECTED\n", 1) + MESSAGE.replace(b"sub-0", b"a\\cb")
+    data = STREAM + MESSAGE.replace(b"sub-0", b"a\\cb")
     ours = [(f.command, f.headers, f.body) for f in stomp.FrameParser().feed(data)]
     assert ours == _aiostomp_frames(data)
     assert ours[-1][1]["subscription"] == "a:b"

@@ -79,3 +79,5 @@ encode_event = _events.encode_event
 Frame = _pystomp.Frame
 FrameParser = _stomp.FrameParser
 encode_frame = _stomp.encode_frame
+FrameError = _pystomp.FrameError  # a ProtocolError; .frames = good frames before the bad one
+decode_message = _stomp.decode_message  # MESSAGE frame bytes -> (correlation id, Event)

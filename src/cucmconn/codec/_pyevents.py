@@ -47,11 +47,24 @@ __all__ = ["decode_event", "encode_event"]
 WHITESPACE = " \t\r\n\x0b\x0c"
 """Stripped around a body (ASCII only, so both twins strip exactly the same bytes)."""
 
+KNOWN_TYPES = frozenset(
+    {"error", "agentstate", "dialogstate", "inboundcall", "agentinfo", "terminal", "system"}
+)
+"""Event types (after ``type_key``) that decode into a typed event in some format."""
+
 RESERVED_FOR = frozenset({"system", "terminal", "inboundcall"})
 """``<Event_For>`` values that name an event family, not an agent."""
 
 Scalar = str | int | None
 Many = list[str | int] | str | int | None
+
+
+class InnerState(msgspec.Struct, gc=False):
+    """A ``state`` given as an object: the guide's AgentState table shows an "inside part"."""
+
+    state: Scalar = None
+    State: Scalar = None
+    stateChangeTimeString: Scalar = None
 
 
 class Wire(msgspec.Struct, gc=False):
@@ -63,7 +76,7 @@ class Wire(msgspec.Struct, gc=False):
 
     type: str | None = None
     agentId: Scalar = None
-    state: Scalar = None
+    state: Scalar | InnerState = None
     stateChangeTimeString: Scalar = None
     startTime: Scalar = None
     connectionID: Scalar = None
@@ -82,6 +95,8 @@ class Wire(msgspec.Struct, gc=False):
 
 
 WIRE_DECODER = msgspec.json.Decoder(Wire)
+JSON_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+"""RecursionError: msgspec's answer to deeply nested (hostile) JSON, even in ignored attributes."""
 
 
 def _bad(what: str) -> ProtocolError:
@@ -155,15 +170,15 @@ def _participants(parts: list[str], index: int) -> tuple[str, ...] | None:
 def _decode_default(text: str) -> Event:
     parts = text.split("#")
     if len(parts) < 2:
-        raise _bad("no '#' separator")
+        raise _bad("no '#' separator (and not a JSON object)")
     event_for, event_type = parts[0], parts[1]
     if not event_type:
         raise _bad("empty event type")
     kind = type_key(event_type)
     if kind == "error":
         code = _req(parts, 2, "Error", "a code")
-        message = "#".join(parts[3:]) or None if len(parts) > 3 else None
-        return ErrorEvent(event_for, code, message)
+        message = "#".join(parts[3:]) if len(parts) > 3 else ""
+        return ErrorEvent(event_for, code, message or None)
     family = event_for.lower()
     if family == "system":
         return SystemStatus(event_type)
@@ -217,6 +232,17 @@ def _many(value: Many) -> tuple[str, ...] | None:
     return tuple(text.split(",")) if text else ()
 
 
+def _state_and_time(wire: Wire) -> tuple[str | None, str | None]:
+    """``state`` (or ``State``) and ``stateChangeTimeString``, also from a ``state`` object."""
+    state = wire.state
+    changed_at = _scalar(wire.stateChangeTimeString)
+    if isinstance(state, InnerState):
+        if changed_at is None:
+            changed_at = _scalar(state.stateChangeTimeString)
+        state = _first(state.state, state.State)
+    return _first(state, wire.State), changed_at
+
+
 def _json_req(value: str | None, kind: str, what: str) -> str:
     if value is None:
         raise _bad(f"JSON {kind} event without {what}")
@@ -226,7 +252,7 @@ def _json_req(value: str | None, kind: str, what: str) -> str:
 def _decode_json(text: str) -> Event:
     try:
         wire = WIRE_DECODER.decode(text)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except JSON_ERRORS as exc:
         raise _bad(f"JSON event: {exc}") from None
     if not wire.type:
         raise _bad("JSON event without a 'type'")
@@ -239,12 +265,12 @@ def _decode_json(text: str) -> Event:
             error_type, message = message, None
         code = _json_req(error_type, "Error", "errorType or message")
         return ErrorEvent(agent or "", code, message)
+    state, changed_at = _state_and_time(wire)
     if kind in ("system", "terminal"):
-        status = _json_req(_first(wire.status, wire.state, wire.State), wire.type, "a status")
+        status = _json_req(_first(wire.status, state), wire.type, "a status")
         if kind == "system" and not status.lower().startswith("ciscoterm"):
             return SystemStatus(status)
         return TerminalStatus(agent, status)
-    state = _first(wire.state, wire.State)
     connection = _first(wire.connectionID, wire.connectionId, wire.Connection)
     if kind == "inboundcall":
         other = _scalar(wire.otherParty)
@@ -265,7 +291,6 @@ def _decode_json(text: str) -> Event:
     agent_id = _json_req(agent, wire.type, "an agentId")
     if kind == "agentinfo":
         return AgentInfo(agent_id, _scalar(wire.extension), _scalar(wire.deviceName))
-    changed_at = _scalar(wire.stateChangeTimeString)
     if kind == "agentstate":
         return AgentState(agent_id, _json_req(state, "AgentState", "a state"), changed_at)
     participants = _many(

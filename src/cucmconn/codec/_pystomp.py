@@ -12,12 +12,14 @@ Wire format (STOMP 1.2, as parsed here)::
 Header escapes ``\\r \\n \\c \\\\`` apply to every frame except CONNECT and CONNECTED (the spec
 exempts them for 1.0 compatibility); an undefined escape is an error.
 
-Why hand-written: aiostomp's and stomp.py's parsers are tied to their transports, copy the
-buffer once per frame, apply no size limits (a peer can grow memory without bound), do not
-honour "first header wins", and aiostomp's encoder adds ``content-length`` on its own, which
-turns an ActiveMQ SEND into a JMS BytesMessage the connector cannot read.  This module is the
-pure-Python twin of ``cext/_cstomp.pyx``; ``Frame`` and ``FrameError`` are defined here only
-and the compiled twin builds and raises these same classes.
+Why hand-written: aiostomp's parser walks the input byte by byte through deques (about 13,000
+frames/s here), swallows malformed frames silently, accepts 100 MiB bodies, lets the LAST
+repeated header win and leaves header names escaped; its ``send()`` adds ``content-length`` by
+default, which turns an ActiveMQ SEND into a JMS BytesMessage the connector cannot read.
+stomp.py's parser is tied to its threaded transport.  None is sans-IO with bounded memory.
+
+This module is the pure-Python twin of ``cext/_cstomp.pyx``; ``Frame`` and ``FrameError`` are
+defined here only, and the compiled twin builds and raises these same classes.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ _RAW_COMMANDS: Final = frozenset({"CONNECT", "CONNECTED"})
 _COMMAND_RE: Final = re.compile(r"[A-Z]+")
 _ESCAPE_RE: Final = re.compile(r"\\(.?)", re.DOTALL)
 _UNESCAPES: Final = {"r": "\r", "n": "\n", "c": ":", "\\": "\\"}
+_NEEDS_ESCAPE: Final = re.compile(r"[\\\r\n:\x00]")
 _ESCAPES: Final = str.maketrans({"\\": "\\\\", "\r": "\\r", "\n": "\\n", ":": "\\c"})
 
 
@@ -318,6 +321,14 @@ def _raw(text: str, what: str) -> str:
     return text
 
 
+def _escaped_lines(pairs: list[tuple[str, str]], raw: bool) -> list[str]:
+    if raw:
+        if any(":" in name for name, _ in pairs):
+            raise ValueError("CONNECT/CONNECTED header name cannot carry ':'")
+        return [f"{_raw(name, 'name')}:{_raw(value, 'value')}" for name, value in pairs]
+    return [f"{_escape(name, 'name')}:{_escape(value, 'value')}" for name, value in pairs]
+
+
 def encode_frame(
     command: str,
     headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
@@ -330,21 +341,28 @@ def encode_frame(
     """
     if _COMMAND_RE.fullmatch(command) is None:
         raise ValueError(f"invalid STOMP command {command!r}")
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if isinstance(body, str):
+        data = body.encode("utf-8")
+    elif isinstance(body, bytes | bytearray | memoryview):
+        data = bytes(body)
+    else:
+        raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
     items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
-    prep = _raw if command in _RAW_COMMANDS else _escape
-    parts = [command]
+    pairs: list[tuple[str, str]] = []
     declared: str | None = None
     for name, value in items:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(f"header names and values must be str, got {name!r}")
         if not name:
             raise ValueError("empty header name")
-        if prep is _raw and ":" in name:
-            raise ValueError("CONNECT/CONNECTED header name cannot carry ':'")
         if name == "content-length" and declared is None:
             declared = value
-        parts.append(f"{prep(name, 'name')}:{prep(value, 'value')}")
+        pairs.append((name, value))
+    # One regex pass over all headers: the common case (nothing to escape) skips per-header work.
+    if _NEEDS_ESCAPE.search("".join([s for pair in pairs for s in pair])) is None:
+        lines = [f"{name}:{value}" for name, value in pairs]
+    else:
+        lines = _escaped_lines(pairs, command in _RAW_COMMANDS)
     if declared is not None:
         if not (declared.isascii() and declared.isdigit()) or int(declared) != len(data):
             raise ValueError(
@@ -352,8 +370,7 @@ def encode_frame(
             )
     elif b"\x00" in data:
         raise ValueError("a body containing NUL needs an explicit content-length header")
-    parts.append("\n")
-    return "\n".join(parts).encode("utf-8") + data + b"\x00"
+    return "\n".join([command, *lines, "", ""]).encode() + data + b"\x00"
 
 
 def decode_message(frame: bytes | bytearray | memoryview) -> tuple[str | None, Event]:

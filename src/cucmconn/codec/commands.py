@@ -40,14 +40,14 @@ class CommandSpec(msgspec.Struct, frozen=True, gc=False):
     target: Literal["agent", "destination"]
     args: tuple[str, ...]
     source: Literal["guide", "gc4"] = "guide"
-    secret_args: tuple[int, ...] = ()
-    """1-based positions never echoed in error messages (passwords)."""
+    echo_args: bool = True
+    """False for log-in commands, whose arguments may hold a password: never shown in errors."""
 
 
 _SPECS: tuple[CommandSpec, ...] = (
     CommandSpec("Hello", "destination", ()),
     CommandSpec("Beat", "destination", ()),
-    CommandSpec("Login", "agent", ("client_destination",)),
+    CommandSpec("Login", "agent", ("client_destination",), echo_args=False),
     CommandSpec("Logout", "agent", ()),
     CommandSpec("MakeCall", "agent", ("other_extension",)),
     CommandSpec("AnswerCall", "agent", ("connection_id",)),
@@ -60,12 +60,16 @@ _SPECS: tuple[CommandSpec, ...] = (
     CommandSpec("Conferencecall", "agent", ("connection_id",)),
     CommandSpec("GetState", "agent", ()),
     # Generic Connector 4.x; not in the CUCM guide, arguments passed through unchecked in number.
-    CommandSpec("Connect", "agent", (), "gc4"),
+    CommandSpec("Connect", "agent", (), "gc4", echo_args=False),
     CommandSpec("MakeReady", "agent", (), "gc4"),
     CommandSpec("MakeNotReady", "agent", (), "gc4"),
     CommandSpec("MakeNotReadyWithReason", "agent", ("reason_code",), "gc4"),
     CommandSpec(
-        "MobileAgentLogin", "agent", ("password", "extension", "mode"), "gc4", secret_args=(1,)
+        "MobileAgentLogin",
+        "agent",
+        ("password", "extension", "dial_number", "connection_mode"),
+        "gc4",
+        echo_args=False,
     ),
 )
 
@@ -131,12 +135,12 @@ def encode_command(name: str, target: str, *args: str | int) -> tuple[str, str]:
         raise ValueError(f"target {target!r} is empty")
     _check_value("target", target, repr(target))
     spec = COMMANDS.get(command)
-    secret = spec.secret_args if spec is not None else ()
+    echo = spec.echo_args if spec is not None else True
     texts: list[str] = []
     for position, arg in enumerate(args, 1):
         field = f"argument {position}"
         text = _as_text(field, arg)
-        shown = "<redacted>" if position in secret else repr(text)
+        shown = repr(text) if echo else "<redacted>"
         if not text:
             raise ValueError(f"{field} ({shown}) is empty")
         _check_value(field, text, shown)

@@ -1,0 +1,121 @@
+"""Event decode speed, each figure beside its peers in one pytest-benchmark group.
+
+Run: ``pytest benchmarks/bench_events.py --benchmark-min-rounds=3``.  Every round decodes the
+five common events (AgentState, DialogState, InboundCall, System, Error) once, so ns/event is
+the mean divided by five (``extra_info["ns_per_event"]``).
+
+Groups: ``events-default`` (naive ``decode().split('#')`` -> dict, pure twin, Cython) and
+``events-json`` (``json.loads`` to a dict, plain msgspec into one Struct, pure twin, Cython).
+The naive and plain-msgspec rows do less work than the codec (no typed event, no aliases, no
+validation): they are the floor the codec is measured against, not competitors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import pytest
+
+from cucmconn.codec import _pyevents
+from cucmconn.codec.events import (
+    AgentState,
+    DialogState,
+    ErrorEvent,
+    Event,
+    InboundCall,
+    SystemStatus,
+)
+
+_NO_EXT = os.environ.get("CUCMCONN_NO_EXTENSIONS", "") not in ("", "0")
+T = "2024-11-25 06:00:00"
+MIX: list[Event] = [
+    AgentState("1001", "TALKING", T),
+    DialogState("1001", "ACTIVE", T, "16777215", ("1001", "1002")),
+    InboundCall("1001", "ALERTING", T, "16777215", "1002"),
+    SystemStatus("IN_SERVICE"),
+    ErrorEvent("1001", "CF_INVALID_OBJECT_STATE"),
+]
+DEFAULT_BODIES = [_pyevents.encode_event(e).encode() for e in MIX]
+JSON_BODIES = [_pyevents.encode_event(e, "json").encode() for e in MIX]
+
+
+def _twin(name: str) -> ModuleType:
+    if name == "python":
+        return _pyevents
+    if _NO_EXT:
+        pytest.skip("CUCMCONN_NO_EXTENSIONS is set")
+    return importlib.import_module("cucmconn.codec._cevents")
+
+
+def _naive(body: bytes) -> dict[str, Any]:
+    parts = body.decode().split("#")
+    return {"for": parts[0], "type": parts[1], "args": parts[2:]}
+
+
+class _Plain(msgspec.Struct, gc=False):
+    """The house-profile attributes only, no aliases: plain msgspec's best case."""
+
+    type: str
+    agentId: str | None = None
+    state: str | None = None
+    stateChangeTimeString: str | None = None
+    startTime: str | None = None
+    connectionID: str | None = None
+    participants: list[str] | str | None = None
+    status: str | None = None
+    errorType: str | None = None
+    message: str | None = None
+
+
+_plain = msgspec.json.Decoder(_Plain).decode
+
+
+def _run(benchmark: Any, decode: Callable[[bytes], object], bodies: list[bytes]) -> None:
+    a, b, c, d, e = bodies
+
+    def mix() -> None:
+        decode(a)
+        decode(b)
+        decode(c)
+        decode(d)
+        decode(e)
+
+    benchmark(mix)
+    benchmark.extra_info["ns_per_event"] = round(benchmark.stats.stats.mean / 5 * 1e9, 1)
+
+
+@pytest.mark.benchmark(group="events-default")
+def test_default_naive_split_dict(benchmark: Any) -> None:
+    _run(benchmark, _naive, DEFAULT_BODIES)
+
+
+@pytest.mark.benchmark(group="events-default")
+@pytest.mark.parametrize("twin", ["python", "cython"])
+def test_default_codec(benchmark: Any, twin: str) -> None:
+    module = _twin(twin)
+    assert [module.decode_event(b) for b in DEFAULT_BODIES] == MIX
+    _run(benchmark, module.decode_event, DEFAULT_BODIES)
+
+
+@pytest.mark.benchmark(group="events-json")
+def test_json_stdlib_loads(benchmark: Any) -> None:
+    _run(benchmark, json.loads, JSON_BODIES)
+
+
+@pytest.mark.benchmark(group="events-json")
+def test_json_plain_msgspec_struct(benchmark: Any) -> None:
+    _run(benchmark, _plain, JSON_BODIES)
+
+
+@pytest.mark.benchmark(group="events-json")
+@pytest.mark.parametrize("twin", ["python", "cython"])
+def test_json_codec(benchmark: Any, twin: str) -> None:
+    module = _twin(twin)
+    assert [module.decode_event(b) for b in JSON_BODIES] == MIX
+    _run(benchmark, module.decode_event, JSON_BODIES)

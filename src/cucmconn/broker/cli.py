@@ -1,0 +1,106 @@
+"""``cucmconn broker start|stop|status``: a local ActiveMQ for development, from the shell.
+
+Kept apart from the manager so the CLI engineer can mount it as a sub-command unchanged
+(``main(argv)`` returns an exit code and never calls ``sys.exit`` itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from .activemq import LocalActiveMQ, LocalBrokerError, default_base_dir
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser(prog: str = "cucmconn broker") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Run a local ActiveMQ broker.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="start the broker (in the background)")
+    _add_dir(start)
+    start.add_argument("--stomp-port", type=int, default=61613)
+    start.add_argument("--openwire-port", type=int, default=61616)
+    start.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for ports")
+    start.add_argument(
+        "--foreground", action="store_true", help="stay attached; Ctrl-C stops the broker"
+    )
+    _add_json(start)
+    stop = commands.add_parser("stop", help="stop the broker started from --dir")
+    _add_dir(stop)
+    status = commands.add_parser("status", help="is the broker in --dir running and reachable")
+    _add_dir(status)
+    _add_json(status)
+    return parser
+
+
+def _add_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="broker directory (default: $CUCMCONN_BROKER_DIR or ~/.cache/cucmconn/activemq)",
+    )
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    base = args.dir if args.dir is not None else default_base_dir()
+    try:
+        if args.command == "start":
+            return _start(base, args)
+        if args.command == "stop":
+            return _stop(base)
+        return _status(LocalActiveMQ.from_state(base), as_json=args.json)
+    except LocalBrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _start(base: Path, args: argparse.Namespace) -> int:
+    broker = LocalActiveMQ(base, stomp_port=args.stomp_port, openwire_port=args.openwire_port)
+    broker.start(timeout=args.timeout)
+    _status(broker, as_json=args.json)
+    if not args.foreground:
+        return 0
+
+    def _terminate(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = broker.wait()
+    except KeyboardInterrupt:
+        broker.stop()
+        return 0
+    print(f"error: broker exited with code {code}; log: {broker.log_path}", file=sys.stderr)
+    return 1
+
+
+def _stop(base: Path) -> int:
+    broker = LocalActiveMQ.from_state(base)
+    was_running = broker.running
+    broker.stop()
+    print("stopped" if was_running else "not running")
+    return 0
+
+
+def _status(broker: LocalActiveMQ, *, as_json: bool) -> int:
+    status = broker.status()
+    if as_json:
+        print(json.dumps(status.to_dict(), indent=2))
+    elif status.running:
+        print(f"running (pid {status.pid}): {status.stomp_url} {status.openwire_url}")
+        print(f"log: {status.log_path}")
+    else:
+        print(f"not running ({status.base_dir})")
+    return 0 if status.running else 3

@@ -1,0 +1,580 @@
+"""The asyncio client: one connection, one reply topic, many agents.
+
+nats-style request/reply over JMS: one subscription on ``/topic/<destination>``, a table of
+pending commands keyed by correlation id (``correlation.py``), and bounded streams for
+everything else.  Hand-written because no library speaks this connector's protocol, and because
+the session rules (Hello until IN_SERVICE, Beat, OUT_OF_SERVICE at any time, resync after a
+reconnect) are the connector's own.  The rules this module keeps:
+
+* every command ends: with its first correlated event, ``CommandError``, ``CommandTimeout``,
+  ``ServiceUnavailable`` or ``ConnectionLost``; nothing is silently re-sent;
+* a reply is matched by id only (or by agent + expected event when the id is missing), so a
+  cancelled or timed-out command's reply is counted as late and reaches no one;
+* nothing grows with traffic: in-flight commands are bounded, streams are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import re
+import socket
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from ..codec import decode_event, encode_command
+from ..codec.commands import canonical_command
+from ..codec.events import (
+    AgentInfo,
+    AgentState,
+    DialogState,
+    ErrorEvent,
+    Event,
+    InboundCall,
+    SystemStatus,
+    TerminalStatus,
+)
+from ..errors import (
+    CommandTimeout,
+    ConnectionLost,
+    ConnectorError,
+    ServiceUnavailable,
+    TransportError,
+)
+from ..transport import Message, Transport, open_transport, queue, redact_url, topic
+from .agent import AgentSession
+from .correlation import DEFAULT_EXPECTATIONS, Expect, Pending, PendingTable
+from .stats import ClientStats, StatsCounters
+from .streams import EventsMayBeMissed, EventStream, Overflow
+
+__all__ = ["Client", "ResyncCallback"]
+
+log = logging.getLogger("cucmconn.client")
+
+ResyncCallback = Callable[["Client"], "Awaitable[None] | None"]
+_AGENT_EVENTS = (AgentInfo, AgentState, DialogState, InboundCall, TerminalStatus)
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def default_destination() -> str:
+    """``cucmconn-<host>-<uuid8>``: unique per client instance, as the guide asks."""
+    host = _NAME_UNSAFE.sub("-", socket.gethostname())[:40].strip("-") or "host"
+    return f"cucmconn-{host}-{uuid.uuid4().hex[:8]}"
+
+
+def _consume(future: asyncio.Future[Event]) -> None:
+    """Done-callback for commands nobody awaits (probes): mark their outcome as seen."""
+    if not future.cancelled():
+        future.exception()
+
+
+class _Listener:
+    """Keeps the transport's callbacks off the Client's public namespace."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = weakref.ref(client)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        client = self._client()
+        if client is not None:
+            client._on_connection_lost(exc)
+
+    def connection_restored(self) -> None:
+        client = self._client()
+        if client is not None:
+            client._on_connection_restored()
+
+
+class Client:
+    """A connection to the CUCM Connector through a broker; use ``async with``."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        transport: Transport | None = None,
+        client_destination: str | None = None,
+        queue: str = "Connector1",
+        ttl: float = 10.0,
+        connect_timeout: float = 3.0,
+        handshake_timeout: float = 30.0,
+        keepalive: float = 30.0,
+        max_in_flight: int = 1024,
+        agent_buffer: int = 1000,
+        client_buffer: int = 10_000,
+        overflow: Overflow = "drop_oldest",
+        wait_for_service: bool = False,
+        correlate_fallback: bool | Mapping[str, tuple[Expect, ...]] = True,
+        transport_options: Mapping[str, Any] | None = None,
+        on_resync: ResyncCallback | None = None,
+    ) -> None:
+        if (url is None) == (transport is None):
+            raise ValueError("give exactly one of url or transport")
+        for name, value in (
+            ("ttl", ttl),
+            ("connect_timeout", connect_timeout),
+            ("handshake_timeout", handshake_timeout),
+            ("keepalive", keepalive),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, not {value!r}")
+        if max_in_flight < 1 or agent_buffer < 1 or client_buffer < 1:
+            raise ValueError("max_in_flight, agent_buffer and client_buffer must be >= 1")
+        if overflow not in ("drop_oldest", "raise"):
+            raise ValueError(f"overflow must be 'drop_oldest' or 'raise', not {overflow!r}")
+        self.destination = client_destination or default_destination()
+        encode_command("Hello", self.destination)  # refuse an injecting destination now
+        self._display_url = transport.display_url if transport else redact_url(url or "")
+        self._url = url
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._transport_options = dict(transport_options or {})
+        self.queue = queue
+        self._queue_dest = globals()["queue"](queue)
+        self._reply_to = topic(self.destination)
+        self.ttl = ttl
+        self.connect_timeout = connect_timeout
+        self.handshake_timeout = handshake_timeout
+        self.keepalive = keepalive
+        self.max_in_flight = max_in_flight
+        self.agent_buffer = agent_buffer
+        self.client_buffer = client_buffer
+        self.overflow: Overflow = overflow
+        self.wait_for_service = wait_for_service
+        self.on_resync = on_resync
+        if correlate_fallback is True:
+            expectations: Mapping[str, tuple[Expect, ...]] | None = DEFAULT_EXPECTATIONS
+        elif correlate_fallback is False:
+            expectations = None
+        else:
+            expectations = correlate_fallback
+        self._stats = StatsCounters()
+        self._table = PendingTable(self._stats, expectations)
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._agents: dict[str, AgentSession] = {}
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        self._ids = itertools.count(1)
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscription: str | None = None
+        self._in_service = False
+        self._saw_out_of_service = False
+        self._service_up = asyncio.Event()
+        self._service_down = asyncio.Event()
+        self._service_down.set()
+        self._link_up = False
+        self._link_event = asyncio.Event()
+        self._connected = False
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_transport(cls, transport: Transport, **options: Any) -> Client:
+        """A client over a ready (not necessarily connected) transport, e.g. in tests."""
+        return cls(transport=transport, **options)
+
+    def __repr__(self) -> str:
+        return (
+            f"Client({self._display_url!r}, destination={self.destination!r}, "
+            f"in_service={self._in_service}, in_flight={len(self._table)}, "
+            f"agents={len(self._agents)})"
+        )
+
+    # -- public state ---------------------------------------------------------------------------
+
+    @property
+    def display_url(self) -> str:
+        return self._display_url
+
+    @property
+    def in_service(self) -> bool:
+        """True while connected and the connector last said IN_SERVICE."""
+        return self._link_up and self._in_service
+
+    @property
+    def connected(self) -> bool:
+        return self._link_up
+
+    @property
+    def transport(self) -> Transport | None:
+        return self._transport
+
+    @property
+    def agents(self) -> Mapping[str, AgentSession]:
+        return MappingProxyType(self._agents)
+
+    def stats(self) -> ClientStats:
+        return ClientStats.snapshot(self._stats, len(self._table))
+
+    def agent(self, extension: str) -> AgentSession:
+        """The session for ``extension`` (the same object every time)."""
+        session = self._agents.get(extension)
+        if session is None:
+            encode_command("GetState", extension)  # refuse an injecting extension now
+            session = self._agents[extension] = AgentSession(self, extension)
+        return session
+
+    def remove_agent(self, extension: str) -> None:
+        """Forget a session (its streams end); events for it then only reach ``events()``."""
+        session = self._agents.pop(extension, None)
+        if session is not None:
+            session._close_streams()
+
+    def events(self, maxlen: int | None = None) -> EventStream:
+        """A new bounded stream of every event on this client's topic, from now on."""
+        stream = EventStream(maxlen or self.client_buffer, self.overflow, self._stats)
+        self._streams.add(stream)
+        return stream
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Subscribe to our topic, then Hello until IN_SERVICE (``handshake_timeout`` overall)."""
+        if self._connected:
+            return
+        if self._closed:
+            raise ConnectorError("client is closed; make a new one")
+        self._loop = asyncio.get_running_loop()
+        if self._transport is None:
+            self._transport = open_transport(self._url or "", **self._transport_options)
+        transport = self._transport
+        try:
+            if not transport.connected:
+                await transport.connect()
+            transport.set_listener(_Listener(self))
+            self._subscription = await transport.subscribe(self._reply_to, self._on_message)
+            self._link_up = True
+            self._link_event.set()
+            self._connected = True
+            self._spawn(self._table.run_sweeper(), "sweeper")
+            await self._handshake()
+        except BaseException:
+            await self.close()
+            raise
+        self._spawn(self._supervise(), "keepalive")
+        log.info("connected to %s as %s", self._display_url, self.destination)
+
+    async def close(self) -> None:
+        """Stop, fail whatever is in flight with ConnectionLost, end every stream; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._link_up = False
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._table.fail_all(lambda e: ConnectionLost(f"{e.command}#{e.target}: client closed"))
+        for session in self._agents.values():
+            session._close_streams()
+        for stream in list(self._streams):
+            stream.close()
+        transport = self._transport
+        if transport is not None:
+            transport.set_listener(None)
+            if self._subscription is not None and transport.connected:
+                with contextlib.suppress(ConnectorError, OSError):
+                    await transport.unsubscribe(self._subscription)
+            if self._owns_transport:
+                await transport.close()
+        self._connected = False
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            coro, name=f"cucmconn-{name}-{self.destination}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("client task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def send(self, command: str, target: str, *args: str, ttl: float | None = None) -> Event:
+        """Send any command and return its first correlated event.
+
+        Raises CommandError (the connector's ``#Error#``), CommandTimeout, ServiceUnavailable or
+        ConnectionLost; ValueError before anything is sent when a value would inject a field.
+        Commands to an extension that has a session wait their turn behind that agent's previous
+        command.
+        """
+        jms_type, body = encode_command(command, target, *args)
+        name = canonical_command(command)
+        ttl = self.ttl if ttl is None else ttl
+        if not ttl > 0:
+            raise ValueError(f"ttl must be > 0, not {ttl!r}")
+        session = self._agents.get(target)
+        if session is None:
+            return await self._request(name, target, args, jms_type, body, ttl)
+        await session._acquire()
+        try:
+            return await self._request(name, target, args, jms_type, body, ttl)
+        finally:
+            session._release()
+
+    async def _request(
+        self, name: str, target: str, args: tuple[str, ...], jms_type: str, body: str, ttl: float
+    ) -> Event:
+        await self._wait_ready(name, target, ttl)
+        async with self._slots:
+            entry = self._register(name, target, args, ttl)
+            await self._transmit(entry, jms_type, body, ttl)
+            try:
+                return await entry.future
+            except asyncio.CancelledError:
+                self._table.abandon(entry)
+                raise
+
+    async def _wait_ready(self, name: str, target: str, ttl: float) -> None:
+        if self._closed or not self._connected:
+            raise ConnectionLost(f"{name}#{target}: client is not connected")
+        if self._link_up and self._in_service:
+            return
+        if not self.wait_for_service:
+            if not self._link_up:
+                self._stats.connection_lost += 1
+                raise ConnectionLost(f"{name}#{target}: link down, the transport is reconnecting")
+            self._stats.service_unavailable += 1
+            raise ServiceUnavailable(f"{name}#{target}: connector is OUT_OF_SERVICE")
+        try:
+            await asyncio.wait_for(self._service_up.wait(), ttl)
+        except TimeoutError:
+            self._stats.service_unavailable += 1
+            raise ServiceUnavailable(
+                f"{name}#{target}: connector not IN_SERVICE within {ttl:g} s"
+            ) from None
+
+    def _register(self, name: str, target: str, args: tuple[str, ...], ttl: float) -> Pending:
+        now = asyncio.get_running_loop().time()
+        cid = f"{self._id_prefix}-{next(self._ids):x}"
+        return self._table.add(cid, name, target, args, now + ttl, now)
+
+    async def _transmit(self, entry: Pending, jms_type: str, body: str, ttl: float) -> None:
+        assert self._transport is not None
+        try:
+            await self._transport.send(
+                self._queue_dest,
+                body,
+                jms_type=jms_type,
+                correlation_id=entry.correlation_id,
+                reply_to=self._reply_to,
+                ttl=ttl,
+                persistent=False,
+            )
+        except asyncio.CancelledError:
+            self._table.abandon(entry)
+            raise
+        except (TransportError, OSError) as exc:
+            self._table.abandon(entry)
+            self._stats.connection_lost += 1
+            raise ConnectionLost(f"{entry.command}#{entry.target}: send failed: {exc}") from exc
+        self._stats.sent += 1
+        log.debug("sent %s (id %s)", jms_type, entry.correlation_id)
+
+    async def _probe(self, name: str, ttl: float) -> None:
+        """Send Hello/Beat without waiting: the answer acts through ``_set_service``."""
+        jms_type, body = encode_command(name, self.destination)
+        entry = self._register(name, self.destination, (), ttl)
+        entry.future.add_done_callback(_consume)
+        await self._transmit(entry, jms_type, body, ttl)
+
+    # -- session: handshake, keep-alive, outages -----------------------------------------------
+
+    async def _handshake(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.handshake_timeout
+        self._saw_out_of_service = False
+        while not self._in_service:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            step = min(self.connect_timeout, remaining)
+            await self._probe("Hello", step)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._service_up.wait(), step)
+        if self._in_service:
+            return
+        where = f"{self._display_url} queue {self.queue!r}"
+        if self._saw_out_of_service:
+            raise ServiceUnavailable(
+                f"connector at {where} stayed OUT_OF_SERVICE for {self.handshake_timeout:g} s"
+            )
+        raise CommandTimeout(
+            f"no answer to Hello from the connector at {where} within "
+            f"{self.handshake_timeout:g} s (is it running and consuming that queue?)"
+        )
+
+    async def _supervise(self) -> None:
+        """Beat every ``keepalive`` while in service; Hello every ``connect_timeout`` when not."""
+        while True:
+            if not self._link_up:
+                self._link_event.clear()
+                await self._link_event.wait()
+                continue
+            try:
+                if self._in_service:
+                    await self._keepalive_step()
+                else:
+                    await self._probe("Hello", self.connect_timeout)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._service_up.wait(), self.connect_timeout)
+            except ConnectionLost:
+                continue  # the listener flips _link_up; wait for the restore above
+            except ConnectorError as exc:
+                log.warning("keep-alive: %s", exc)
+
+    async def _keepalive_step(self) -> None:
+        try:
+            await asyncio.wait_for(self._service_down.wait(), self.keepalive)
+            return  # went out of service: the caller switches to Hello
+        except TimeoutError:
+            pass
+        jms_type, body = encode_command("Beat", self.destination)
+        entry = self._register("Beat", self.destination, (), self.connect_timeout)
+        entry.future.add_done_callback(_consume)
+        await self._transmit(entry, jms_type, body, self.connect_timeout)
+        try:
+            await asyncio.shield(entry.future)
+        except CommandTimeout:
+            log.warning("no answer to Beat within %g s: treating the connector as out of service",
+                        self.connect_timeout)
+            self._set_service(False)
+        except ConnectionLost:
+            pass
+
+    def _set_service(self, up: bool) -> None:
+        if up == self._in_service:
+            return
+        self._in_service = up
+        if up:
+            self._service_down.clear()
+            self._service_up.set()
+            log.info("connector IN_SERVICE (%s)", self.destination)
+        else:
+            self._service_up.clear()
+            self._service_down.set()
+            log.warning("connector OUT_OF_SERVICE (%s)", self.destination)
+
+    # -- transport link -------------------------------------------------------------------------
+
+    def _on_connection_lost(self, exc: BaseException | None) -> None:
+        self._link_up = False
+        self._link_event.clear()
+        self._set_service(False)
+        failed = self._table.fail_all(
+            lambda e: ConnectionLost(
+                f"{e.command}#{e.target}: connection lost while in flight; "
+                "outcome unknown, not re-sent"
+            )
+        )
+        self._stats.connection_lost += failed
+        reason = type(exc).__name__ if exc is not None else "closed"
+        log.warning("link to %s lost (%s): %d command(s) failed", self._display_url, reason, failed)
+
+    def _on_connection_restored(self) -> None:
+        if self._closed:
+            return
+        self._stats.reconnects += 1
+        self._link_up = True
+        self._link_event.set()
+        notice = EventsMayBeMissed(f"reconnected to {self._display_url}")
+        for stream in list(self._streams):
+            stream.push(notice)
+        for session in self._agents.values():
+            session._push(notice)
+        log.info("link to %s restored: Hello, then resync", self._display_url)
+        self._spawn(self._resync(), "resync")
+
+    async def _resync(self) -> None:
+        """After a reconnect: wait for IN_SERVICE, GetState each logged-in agent, tell the app."""
+        await self._service_up.wait()
+        agents = [s for s in self._agents.values() if s.logged_in]
+        pending = iter(agents)
+
+        async def worker() -> None:
+            for session in pending:
+                try:
+                    await session.get_state()
+                except ConnectorError as exc:
+                    log.warning("resync GetState#%s failed: %s", session.extension, exc)
+
+        workers = min(len(agents), self.max_in_flight)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        log.info("resynced %d agent(s)", len(agents))
+        if self.on_resync is not None:
+            result = self.on_resync(self)
+            if inspect.isawaitable(result):
+                await result
+
+    # -- delivery (the transport's handler: sync, on the loop, must never raise) ---------------
+
+    def _on_message(self, message: Message) -> None:
+        try:
+            event = decode_event(message.body)
+        except Exception as exc:
+            self._stats.malformed += 1
+            log.debug("malformed event dropped (%s): %r", exc, message.body)
+            return
+        try:
+            self._dispatch(event, message.correlation_id)
+        except Exception:
+            log.error("internal error while handling a %s event", type(event).__name__,
+                      exc_info=True)
+
+    def _dispatch(self, event: Event, correlation_id: str | None) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        if isinstance(event, SystemStatus):
+            if not event.in_service:
+                self._saw_out_of_service = True
+            self._set_service(event.in_service)
+        if correlation_id:
+            self._table.deliver(correlation_id, event, now)
+        else:
+            key = self._key_of(event)
+            if key is not None:
+                self._table.deliver_uncorrelated(key, event, now)
+        agent_id = getattr(event, "agent_id", None) if isinstance(event, _AGENT_EVENTS) else None
+        if isinstance(event, ErrorEvent):
+            agent_id = event.target
+        if agent_id is not None:
+            session = self._agents.get(agent_id)
+            if session is not None:
+                session._apply(event)
+        for stream in self._streams:
+            stream.push(event)
+
+    def _key_of(self, event: Event) -> str | None:
+        if isinstance(event, SystemStatus):
+            return self.destination
+        if isinstance(event, ErrorEvent):
+            return event.target
+        if isinstance(event, _AGENT_EVENTS):
+            agent_id: str | None = event.agent_id
+            return agent_id
+        return None

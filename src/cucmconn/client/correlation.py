@@ -1,0 +1,278 @@
+"""The pending-command table: correlation id -> future, deadlines, and late-reply accounting.
+
+Hand-written because this is the part comparable clients get wrong (see the protocol notes):
+redis-py matched replies by order, so a cancelled request's reply reached the next caller;
+panoramisk's actions had no deadline.  Here every command has a fresh id and a deadline, and a
+reply is only ever matched by id (or, for a connector that drops the id, by agent and expected
+event type).  Deadlines live in 50 ms time buckets swept by ONE task, so a command costs a dict
+entry, not a timer handle, and finishing early removes it in O(1).  Ids of commands that failed
+(timeout, cancel, lost link) are remembered in a bounded set so their replies are counted as
+"late" and dropped instead of being confused with anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple
+
+from ..codec.events import (
+    AgentInfo,
+    AgentState,
+    DialogState,
+    ErrorEvent,
+    Event,
+    InboundCall,
+    SystemStatus,
+)
+from ..errors import CommandError, CommandTimeout, ServiceUnavailable
+from .stats import StatsCounters
+
+__all__ = ["DEFAULT_EXPECTATIONS", "Expect", "Pending", "PendingTable"]
+
+log = logging.getLogger("cucmconn.client")
+
+BUCKET_SECONDS = 0.05
+"""Deadline resolution: a command times out between ``ttl`` and ``ttl + 2 * BUCKET_SECONDS``."""
+
+FINISHED_MEMORY = 65_536
+"""How many finished command ids are remembered to classify their stragglers."""
+
+_PROBES = frozenset({"Hello", "Beat"})
+
+
+class Expect(NamedTuple):
+    """One event that may answer a command when the connector sent no correlation id."""
+
+    kind: type[Event]
+    state: str | None = None
+    cid_arg: int | None = None
+    """Index of the command argument that must equal the event's connection id, if any."""
+
+
+_DIALOG = DialogState
+DEFAULT_EXPECTATIONS: Mapping[str, tuple[Expect, ...]] = {
+    "Hello": (Expect(SystemStatus),),
+    "Beat": (Expect(SystemStatus),),
+    "Login": (Expect(AgentInfo), Expect(AgentState)),
+    "Logout": (Expect(AgentState, "LOGOUT"),),
+    "GetState": (Expect(AgentState),),
+    "MakeCall": (Expect(_DIALOG, "INITIATED"),),
+    "AnswerCall": (Expect(_DIALOG, "ACTIVE", 0), Expect(InboundCall, "ACTIVE", 0)),
+    "ReleaseCall": (Expect(_DIALOG, "DROPPED", 0),),
+    "HoldCall": (Expect(_DIALOG, "HELD", 0),),
+    "RetrieveCall": (Expect(_DIALOG, "ACTIVE", 0),),
+    "Transfer_sst": (Expect(_DIALOG, "DROPPED", 1),),
+    "ConsultCall": (Expect(_DIALOG, "INITIATED"),),
+    "TransferCall": (Expect(_DIALOG, "DROPPED"),),
+    "Conferencecall": (Expect(_DIALOG, "ACTIVE"),),
+}
+"""The contract's "first correlated event" per command, used only for id-less events."""
+
+
+class Pending:
+    """One command awaiting its first correlated event."""
+
+    __slots__ = ("args", "bucket", "command", "correlation_id", "future", "started", "target")
+
+    def __init__(
+        self,
+        correlation_id: str,
+        command: str,
+        target: str,
+        args: tuple[str, ...],
+        future: asyncio.Future[Event],
+        started: float,
+        bucket: int,
+    ) -> None:
+        self.correlation_id = correlation_id
+        self.command = command
+        self.target = target
+        self.args = args
+        self.future = future
+        self.started = started
+        self.bucket = bucket
+
+    def __repr__(self) -> str:  # args may be call data: name the command only
+        return f"Pending({self.command}#{self.target}, id={self.correlation_id})"
+
+
+def _matches(expect: Expect, entry: Pending, event: Event) -> bool:
+    if not isinstance(event, expect.kind):
+        return False
+    state = getattr(event, "state", None)
+    if expect.state is not None and (state is None or state.upper() != expect.state):
+        return False
+    if expect.cid_arg is not None and expect.cid_arg < len(entry.args):
+        cid = getattr(event, "connection_id", None)
+        return cid is None or cid == entry.args[expect.cid_arg]
+    return True
+
+
+class PendingTable:
+    """Every command in flight on one client, indexed by id, by target and by deadline bucket."""
+
+    def __init__(
+        self,
+        stats: StatsCounters,
+        expectations: Mapping[str, tuple[Expect, ...]] | None = DEFAULT_EXPECTATIONS,
+    ) -> None:
+        self._stats = stats
+        self._expectations = expectations
+        self._by_id: dict[str, Pending] = {}
+        self._by_target: dict[str, list[Pending]] = {}
+        self._buckets: dict[int, dict[str, Pending]] = {}
+        self._swept = 0  # every bucket below this one has been expired
+        self._finished: dict[str, bool] = {}  # id -> failed?, insertion-ordered, bounded
+        self._nonempty = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[Pending]:
+        return iter(list(self._by_id.values()))
+
+    # -- adding and removing -----------------------------------------------------------------
+
+    def add(
+        self,
+        correlation_id: str,
+        command: str,
+        target: str,
+        args: tuple[str, ...],
+        deadline: float,
+        now: float,
+    ) -> Pending:
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        bucket = int(deadline / BUCKET_SECONDS)
+        entry = Pending(correlation_id, command, target, args, future, now, bucket)
+        if not self._by_id:
+            self._swept = int(now / BUCKET_SECONDS)
+            self._nonempty.set()
+        self._by_id[correlation_id] = entry
+        self._by_target.setdefault(target, []).append(entry)
+        self._buckets.setdefault(bucket, {})[correlation_id] = entry
+        return entry
+
+    def _remove(self, entry: Pending, failed: bool) -> None:
+        del self._by_id[entry.correlation_id]
+        same_target = self._by_target[entry.target]
+        same_target.remove(entry)
+        if not same_target:
+            del self._by_target[entry.target]
+        bucket = self._buckets.get(entry.bucket)
+        if bucket is not None:
+            bucket.pop(entry.correlation_id, None)
+            if not bucket:
+                del self._buckets[entry.bucket]
+        finished = self._finished
+        finished[entry.correlation_id] = failed
+        if len(finished) > FINISHED_MEMORY:
+            del finished[next(iter(finished))]
+
+    def fail(self, entry: Pending, exc: BaseException) -> None:
+        """End ``entry`` with ``exc``; a reply that still comes is then "late"."""
+        if entry.correlation_id in self._by_id:
+            self._remove(entry, failed=True)
+        if not entry.future.done():
+            entry.future.set_exception(exc)
+
+    def abandon(self, entry: Pending) -> None:
+        """The caller stopped waiting (cancelled): forget it so its reply reaches no one."""
+        if entry.correlation_id in self._by_id:
+            self._remove(entry, failed=True)
+            self._stats.cancelled += 1
+
+    def fail_all(self, make_exc: Callable[[Pending], BaseException]) -> int:
+        entries = list(self._by_id.values())
+        for entry in entries:
+            self.fail(entry, make_exc(entry))
+        return len(entries)
+
+    # -- delivering events --------------------------------------------------------------------
+
+    def deliver(self, correlation_id: str, event: Event, now: float) -> bool:
+        """Resolve the command ``correlation_id`` names; False for a late or follow-up event."""
+        entry = self._by_id.get(correlation_id)
+        if entry is not None:
+            self._settle(entry, event, now)
+            return True
+        failed = self._finished.get(correlation_id)
+        if failed:
+            self._stats.late += 1
+            log.debug("late event for command %s dropped", correlation_id)
+        elif failed is None:
+            self._stats.unmatched += 1
+        return False
+
+    def deliver_uncorrelated(self, key: str, event: Event, now: float) -> bool:
+        """Fallback for an id-less event: the oldest command on ``key`` expecting it."""
+        if self._expectations is None:
+            return False
+        for entry in self._by_target.get(key, ()):
+            if isinstance(event, ErrorEvent) or any(
+                _matches(expect, entry, event)
+                for expect in self._expectations.get(entry.command, ())
+            ):
+                self._settle(entry, event, now)
+                return True
+        return False
+
+    def _settle(self, entry: Pending, event: Event, now: float) -> None:
+        stats = self._stats
+        stats.latency.record((now - entry.started) * 1000.0)
+        if isinstance(event, ErrorEvent):
+            stats.errors += 1
+            self._remove(entry, failed=True)
+            exc: BaseException = CommandError(event.code, event.target, event.message)
+        elif (
+            isinstance(event, SystemStatus)
+            and not event.in_service
+            and entry.command not in _PROBES
+        ):
+            stats.service_unavailable += 1
+            self._remove(entry, failed=True)
+            exc = ServiceUnavailable(f"{entry.command}#{entry.target}: connector is OUT_OF_SERVICE")
+        else:
+            stats.answered += 1
+            self._remove(entry, failed=False)
+            if not entry.future.done():
+                entry.future.set_result(event)
+            return
+        if not entry.future.done():
+            entry.future.set_exception(exc)
+
+    # -- deadlines ----------------------------------------------------------------------------
+
+    def expire(self, now: float) -> int:
+        """Fail every command whose deadline bucket has wholly passed; returns how many."""
+        limit = int(now / BUCKET_SECONDS)
+        if limit - self._swept > len(self._buckets):
+            due = sorted(b for b in self._buckets if b < limit)
+        else:
+            due = [b for b in range(self._swept, limit) if b in self._buckets]
+        self._swept = max(self._swept, limit)
+        expired = 0
+        for bucket in due:
+            for entry in list(self._buckets.get(bucket, {}).values()):
+                self._stats.timeouts += 1
+                expired += 1
+                self.fail(
+                    entry,
+                    CommandTimeout(
+                        f"{entry.command}#{entry.target}: no answer within its TTL "
+                        f"(correlation id {entry.correlation_id})"
+                    ),
+                )
+        return expired
+
+    async def run_sweeper(self) -> None:
+        """The one task that enforces every deadline; sleeps while nothing is in flight."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._by_id:
+                self._nonempty.clear()
+                await self._nonempty.wait()
+            await asyncio.sleep(BUCKET_SECONDS)
+            self.expire(loop.time())

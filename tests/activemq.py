@@ -1,0 +1,260 @@
+"""Pytest plugin: real ActiveMQ brokers for integration tests and benchmarks.
+
+Loaded from the root ``conftest.py`` with ``pytest_plugins = ["tests.activemq"]``.
+
+Fixtures
+    ``activemq``         session-wide broker on free ports (never the defaults, so a developer's
+                         own broker on 61613/61616 does not collide).  With
+                         ``CUCMCONN_TEST_STOMP_URL`` set, points at that broker instead (and
+                         ``CUCMCONN_TEST_OPENWIRE_URL``, default ``tcp://<same host>:61616``);
+                         ``kill``/``start``/``restart`` then skip the calling test.
+    ``fresh_activemq``   a private broker per test, for destructive tests (kill, restart).
+    ``secure_activemq``  session-wide broker with simple authentication and a ``stomp+ssl``
+                         connector whose self-signed certificate ``keytool`` makes here.
+    ``jms_classpath``    the Debian jars a Java JMS peer compiles and runs against.
+
+Tests skip (with the reason) only when Java or ActiveMQ cannot be had; with ``CI`` set they
+fail instead, because CI must run them.  Every test using these fixtures gets the ``activemq``
+marker, so ``-m "not activemq"`` deselects them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from cucmconn.broker import ActiveMQUnavailable, LocalActiveMQ, ensure_installed, free_ports
+
+__all__ = ["BrokerHandle", "SecureBrokerHandle"]
+
+BROKER_FIXTURES = frozenset({"activemq", "fresh_activemq", "secure_activemq", "jms_classpath"})
+JMS_JARS = (
+    "activemq-client.jar",
+    "geronimo-jms_1.1_spec.jar",
+    "geronimo-j2ee-management-1.1-spec.jar",
+    "hawtbuf.jar",
+    "slf4j-api.jar",
+    "slf4j-nop.jar",
+)
+JAVA_DIR = Path("/usr/share/java")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if BROKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.activemq)
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip locally, fail on CI: a CI run that silently skips the broker tests proves nothing."""
+    if os.environ.get("CI"):
+        pytest.fail(f"ActiveMQ tests cannot run on CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _require_activemq() -> str:
+    try:
+        return ensure_installed()
+    except ActiveMQUnavailable as exc:
+        _unavailable(str(exc))
+
+
+@dataclass
+class BrokerHandle:
+    """What a test gets: URLs, ports, and (for a broker we started) process control."""
+
+    stomp_url: str
+    openwire_url: str
+    broker: LocalActiveMQ | None = field(default=None, repr=False)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.stomp_url).hostname or "127.0.0.1"
+
+    @property
+    def stomp_port(self) -> int:
+        return urlsplit(self.stomp_url).port or 61613
+
+    @property
+    def openwire_port(self) -> int:
+        return urlsplit(self.openwire_url).port or 61616
+
+    @property
+    def aiostomp_url(self) -> str:
+        return "aiostomp" + self.stomp_url.removeprefix("stomp")
+
+    @property
+    def controllable(self) -> bool:
+        return self.broker is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self.broker.pid if self.broker else None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.broker.log_path if self.broker else None
+
+    def _control(self) -> LocalActiveMQ:
+        if self.broker is None:
+            pytest.skip("external broker (CUCMCONN_TEST_STOMP_URL): no start/stop/kill control")
+        return self.broker
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would."""
+        self._control().kill()
+
+    def start(self, timeout: float = 60.0) -> None:
+        self._control().start(timeout)
+
+    def stop(self) -> None:
+        self._control().stop()
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self._control().restart(timeout)
+
+
+@dataclass
+class SecureBrokerHandle(BrokerHandle):
+    """A broker refusing anonymous clients, with a ``stomp+ssl`` connector."""
+
+    stomp_ssl_url: str = ""
+    login: str = ""
+    passcode: str = field(default="", repr=False)
+    cafile: Path = field(default=Path(), repr=False)
+
+    def url(self, *, ssl: bool = True, credentials: bool = True) -> str:
+        """A transport URL for this broker, with credentials and the CA file when asked."""
+        base = self.stomp_ssl_url if ssl else self.stomp_url
+        scheme, rest = base.split("://", 1)
+        if credentials:
+            rest = f"{quote(self.login, safe='')}:{quote(self.passcode, safe='')}@{rest}"
+        query = f"?cafile={quote(str(self.cafile))}" if ssl else ""
+        return f"{scheme}://{rest}{query}"
+
+
+def _start_local(base: Path, *, ssl: bool = False, **options: Any) -> LocalActiveMQ:
+    _require_activemq()
+    stomp, openwire, stomp_ssl = free_ports(3)
+    broker = LocalActiveMQ(
+        base,
+        stomp_port=stomp,
+        openwire_port=openwire,
+        stomp_ssl_port=stomp_ssl if ssl else None,
+        **options,
+    )
+    broker.start()
+    return broker
+
+
+def _handle(broker: LocalActiveMQ) -> BrokerHandle:
+    return BrokerHandle(broker.stomp_url, broker.openwire_url, broker)
+
+
+def _external_handle() -> BrokerHandle | None:
+    stomp_url = os.environ.get("CUCMCONN_TEST_STOMP_URL")
+    if not stomp_url:
+        return None
+    host = urlsplit(stomp_url).hostname or "127.0.0.1"
+    openwire = os.environ.get("CUCMCONN_TEST_OPENWIRE_URL", f"tcp://{host}:61616")
+    return BrokerHandle(stomp_url, openwire)
+
+
+@pytest.fixture(scope="session")
+def activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    """The session's shared broker; tests must not kill it (use ``fresh_activemq``)."""
+    external = _external_handle()
+    if external is not None:
+        yield external
+        return
+    broker = _start_local(tmp_path_factory.mktemp("activemq"))
+    try:
+        yield _handle(broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def fresh_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    """A private broker for one test, which may kill or restart it at will."""
+    if os.environ.get("CUCMCONN_TEST_STOMP_URL"):
+        pytest.skip("CUCMCONN_TEST_STOMP_URL set: destructive tests need a broker we control")
+    broker = _start_local(tmp_path_factory.mktemp("fresh-activemq"))
+    try:
+        yield _handle(broker)
+    finally:
+        broker.stop()
+
+
+def _make_keystore(directory: Path) -> tuple[Path, str, Path]:
+    """A self-signed PKCS12 keystore for 127.0.0.1 and its certificate as PEM (the client's CA)."""
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        _unavailable("keytool (from the JDK) is needed to make the test certificate")
+    keystore, cafile = directory / "broker.p12", directory / "broker-ca.pem"
+    password = secrets.token_urlsafe(16)
+    common = ["-keystore", str(keystore), "-storetype", "PKCS12", "-storepass", password]
+    subprocess.run(
+        [keytool, "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
+         "-validity", "2", "-dname", "CN=127.0.0.1", "-ext", "SAN=ip:127.0.0.1,dns:localhost",
+         *common],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [keytool, "-exportcert", "-rfc", "-alias", "broker", "-file", str(cafile), *common],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return keystore, password, cafile
+
+
+@pytest.fixture(scope="session")
+def secure_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBrokerHandle]:
+    """A broker with user/password authentication and ``stomp+ssl`` (self-signed, 127.0.0.1)."""
+    if os.environ.get("CUCMCONN_TEST_STOMP_URL"):
+        pytest.skip("CUCMCONN_TEST_STOMP_URL set: the secure broker is started locally only")
+    _require_activemq()
+    base = tmp_path_factory.mktemp("secure-activemq")
+    keystore, store_password, cafile = _make_keystore(base)
+    login, passcode = "cucmconn", secrets.token_urlsafe(12)
+    broker = _start_local(
+        base / "broker",
+        ssl=True,
+        users={login: passcode},
+        ssl_keystore=keystore,
+        ssl_keystore_password=store_password,
+    )
+    try:
+        yield SecureBrokerHandle(
+            broker.stomp_url,
+            broker.openwire_url,
+            broker,
+            stomp_ssl_url=broker.stomp_ssl_url or "",
+            login=login,
+            passcode=passcode,
+            cafile=cafile,
+        )
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def jms_classpath() -> str:
+    """Classpath of Debian's JMS client jars, for compiling and running a Java peer."""
+    if shutil.which("javac") is None:
+        _unavailable("javac (a JDK) is needed to build the Java JMS peer")
+    missing = [jar for jar in JMS_JARS if not (JAVA_DIR / jar).is_file()]
+    if missing:
+        _require_activemq()
+        missing = [jar for jar in JMS_JARS if not (JAVA_DIR / jar).is_file()]
+    if missing:
+        _unavailable(f"missing jars in {JAVA_DIR}: {', '.join(missing)}")
+    return os.pathsep.join(str(JAVA_DIR / jar) for jar in JMS_JARS)

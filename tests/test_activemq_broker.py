@@ -1,0 +1,217 @@
+"""The local ActiveMQ manager: rendered config, lifecycle, CLI, and the secure variant.
+
+Lifecycle tests run the real broker (``fresh_activemq``); STOMP is spoken over a raw socket here
+so these tests depend on nothing but the broker itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import stat
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from cucmconn.broker import LocalActiveMQ, LocalBrokerError, free_ports, main
+from tests.activemq import BrokerHandle, SecureBrokerHandle, _require_activemq
+
+AMQ = "{http://activemq.apache.org/schema/core}"
+
+
+def _stomp_connect(sock: socket.socket, headers: dict[str, str] | None = None) -> str:
+    """Send CONNECT, return the command of the broker's first frame (CONNECTED or ERROR)."""
+    lines = ["CONNECT", "accept-version:1.2", "host:localhost"]
+    lines += [f"{k}:{v}" for k, v in (headers or {}).items()]
+    sock.sendall(("\n".join(lines) + "\n\n\0").encode())
+    data = b""
+    while b"\0" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0].decode()
+
+
+def _stomp_command_at(host: str, port: int, headers: dict[str, str] | None = None) -> str:
+    with socket.create_connection((host, port), timeout=10) as sock:
+        return _stomp_connect(sock, headers)
+
+
+def _connectors(config: Path) -> dict[str, str]:
+    root = ET.parse(config).getroot()
+    return {c.get("name", ""): c.get("uri", "") for c in root.iter(f"{AMQ}transportConnector")}
+
+
+# -- configuration (no broker process) ----------------------------------------------------
+
+
+def test_config_is_loopback_non_persistent_and_jmx_free(tmp_path: Path) -> None:
+    broker = LocalActiveMQ(tmp_path, stomp_port=40001, openwire_port=40002)
+    broker.write_config()
+    root = ET.parse(broker.conf_dir / "activemq.xml").getroot()
+    (node,) = root.iter(f"{AMQ}broker")
+    assert node.get("persistent") == "false"
+    assert node.get("useJmx") == "false"
+    assert node.get("schedulerSupport") == "false"
+    assert _connectors(broker.conf_dir / "activemq.xml") == {
+        "openwire": "tcp://127.0.0.1:40002",
+        "stomp": "stomp://127.0.0.1:40001?transport.hbGracePeriodMultiplier=1.5",
+    }
+    assert not list(root.iter(f"{AMQ}simpleAuthenticationPlugin"))
+    assert (broker.conf_dir / "log4j.properties").is_file()
+    assert broker.stomp_url == "stomp://127.0.0.1:40001"
+    assert broker.openwire_url == "tcp://127.0.0.1:40002"
+
+
+def test_users_are_escaped_into_the_auth_plugin_and_kept_out_of_repr(tmp_path: Path) -> None:
+    secret = 'p"<&>\'w'
+    broker = LocalActiveMQ(tmp_path, users={"agent&1": secret})
+    broker.write_config()
+    config = broker.conf_dir / "activemq.xml"
+    root = ET.parse(config).getroot()
+    (plugin,) = root.iter(f"{AMQ}simpleAuthenticationPlugin")
+    assert plugin.get("anonymousAccessAllowed") == "false"
+    (user,) = plugin.iter(f"{AMQ}authenticationUser")
+    assert (user.get("username"), user.get("password")) == ("agent&1", secret)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert secret not in repr(broker)
+
+
+def test_ssl_connector_needs_a_keystore(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keystore"):
+        LocalActiveMQ(tmp_path, stomp_ssl_port=40003)
+    broker = LocalActiveMQ(
+        tmp_path, stomp_ssl_port=40003, ssl_keystore=tmp_path / "k.p12", ssl_keystore_password="x"
+    )
+    broker.write_config()
+    uri = _connectors(broker.conf_dir / "activemq.xml")["stomp+ssl"]
+    assert uri.startswith("stomp+ssl://127.0.0.1:40003?")
+    assert broker.stomp_ssl_url == "stomp+ssl://127.0.0.1:40003"
+
+
+def test_stopped_broker_reports_not_running(tmp_path: Path) -> None:
+    broker = LocalActiveMQ(tmp_path, stomp_port=free_ports(1)[0])
+    status = broker.status()
+    assert not status.running and status.pid is None and not status.stomp_ready
+    broker.stop()  # idempotent when nothing runs
+    assert not broker.running
+
+
+def test_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
+    broker = LocalActiveMQ(tmp_path)
+    broker.pid_path.write_text(f"{os.getpid()}\n")  # alive, but not a broker of this dir
+    assert broker.pid is None
+
+
+# -- lifecycle against the real broker ----------------------------------------------------
+
+
+def test_start_refuses_a_port_already_taken(tmp_path: Path) -> None:
+    _require_activemq()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        broker = LocalActiveMQ(tmp_path, stomp_port=taken, openwire_port=free_ports(1)[0])
+        with pytest.raises(LocalBrokerError, match=f"{taken}.*in use"):
+            broker.start()
+    assert not broker.running
+
+
+def test_failed_start_says_why(tmp_path: Path) -> None:
+    _require_activemq()
+    stomp, openwire = free_ports(2)
+    broker = LocalActiveMQ(tmp_path, stomp_port=stomp, openwire_port=openwire, jvm_opts=("-Xmx1k",))
+    with pytest.raises(LocalBrokerError, match="exited during start-up") as info:
+        broker.start(timeout=30)
+    assert "heap" in str(info.value).lower()
+    assert not broker.running and not broker.pid_path.exists()
+
+
+def test_session_broker_speaks_stomp(activemq: BrokerHandle) -> None:
+    assert _stomp_command_at(activemq.host, activemq.stomp_port) == "CONNECTED"
+    if activemq.controllable:  # never the defaults: a developer's own broker must not collide
+        assert {activemq.stomp_port, activemq.openwire_port}.isdisjoint({61613, 61616})
+
+
+def test_kill_start_restart(fresh_activemq: BrokerHandle) -> None:
+    broker = fresh_activemq.broker
+    assert broker is not None
+    first = fresh_activemq.pid
+    assert first is not None and broker.status().stomp_ready and broker.status().openwire_ready
+
+    fresh_activemq.kill()
+    assert not broker.running and fresh_activemq.pid is None
+    with pytest.raises(OSError):
+        socket.create_connection((fresh_activemq.host, fresh_activemq.stomp_port), timeout=2)
+
+    fresh_activemq.start()
+    second = fresh_activemq.pid
+    assert second not in (None, first)
+    assert _stomp_command_at(fresh_activemq.host, fresh_activemq.stomp_port) == "CONNECTED"
+
+    fresh_activemq.restart()
+    assert fresh_activemq.pid not in (None, second)
+    assert _stomp_command_at(fresh_activemq.host, fresh_activemq.stomp_port) == "CONNECTED"
+
+
+def test_stop_from_another_manager_uses_the_recorded_state(fresh_activemq: BrokerHandle) -> None:
+    broker = fresh_activemq.broker
+    assert broker is not None
+    other = LocalActiveMQ.from_state(broker.base_dir)  # as `cucmconn broker stop` would
+    assert other.stomp_port == broker.stomp_port and other.pid == broker.pid
+    other.stop()
+    assert not other.running and not broker.running
+    assert "is shutdown" in broker.log_path.read_text()  # graceful: the shutdown hook ran
+
+
+def test_cli_start_status_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _require_activemq()
+    stomp, openwire = free_ports(2)
+    ports = ["--stomp-port", str(stomp), "--openwire-port", str(openwire)]
+    assert main(["start", "--dir", str(tmp_path), *ports]) == 0
+    try:
+        capsys.readouterr()
+        assert main(["status", "--dir", str(tmp_path), "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["running"] and status["stomp_ready"] and status["openwire_ready"]
+        assert status["stomp_url"] == f"stomp://127.0.0.1:{stomp}"
+        assert main(["start", "--dir", str(tmp_path), *ports]) == 1
+        assert "already running" in capsys.readouterr().err
+    finally:
+        assert main(["stop", "--dir", str(tmp_path)]) == 0
+    assert "stopped" in capsys.readouterr().out
+    assert main(["status", "--dir", str(tmp_path)]) == 3
+
+
+# -- authentication and TLS ---------------------------------------------------------------
+
+
+def test_secure_broker_refuses_anonymous_and_accepts_its_user(
+    secure_activemq: SecureBrokerHandle,
+) -> None:
+    host, port = secure_activemq.host, secure_activemq.stomp_port
+    assert _stomp_command_at(host, port) == "ERROR"
+    assert _stomp_command_at(host, port, {"login": "cucmconn", "passcode": "wrong"}) == "ERROR"
+    good = {"login": secure_activemq.login, "passcode": secure_activemq.passcode}
+    assert _stomp_command_at(host, port, good) == "CONNECTED"
+    assert secure_activemq.passcode not in repr(secure_activemq)
+
+
+def test_secure_broker_serves_stomp_over_tls(secure_activemq: SecureBrokerHandle) -> None:
+    context = ssl.create_default_context(cafile=str(secure_activemq.cafile))
+    port = int(secure_activemq.stomp_ssl_url.rsplit(":", 1)[1])
+    good = {"login": secure_activemq.login, "passcode": secure_activemq.passcode}
+    with (
+        socket.create_connection((secure_activemq.host, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.version() is not None
+        assert _stomp_connect(tls, good) == "CONNECTED"
+    url = secure_activemq.url()
+    assert url.startswith("stomp+ssl://cucmconn:") and "cafile=" in url
+    assert secure_activemq.url(ssl=False, credentials=False) == secure_activemq.stomp_url

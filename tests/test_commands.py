@@ -1,0 +1,196 @@
+"""Commands: exact wire spellings, aliases, injection refusal, and the emulator-side parser."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cucmconn.codec import COMMANDS, encode_command
+from cucmconn.codec.commands import ALIASES, canonical_command, parse_command
+from cucmconn.errors import ProtocolError
+
+GUIDE_SPELLINGS = [
+    "Hello",
+    "Beat",
+    "Login",
+    "Logout",
+    "MakeCall",
+    "AnswerCall",
+    "ReleaseCall",
+    "HoldCall",
+    "RetrieveCall",
+    "Transfer_sst",
+    "ConsultCall",
+    "TransferCall",
+    "Conferencecall",
+    "GetState",
+]
+GC4_SPELLINGS = [
+    "Connect",
+    "MakeReady",
+    "MakeNotReady",
+    "MakeNotReadyWithReason",
+    "MobileAgentLogin",
+]
+
+
+def test_commands_are_exactly_the_documented_spellings() -> None:
+    assert set(COMMANDS) == set(GUIDE_SPELLINGS + GC4_SPELLINGS)
+    assert {name for name, spec in COMMANDS.items() if spec.source == "guide"} == set(
+        GUIDE_SPELLINGS
+    )
+    assert all(spec.name == name for name, spec in COMMANDS.items())
+    assert {name for name, spec in COMMANDS.items() if spec.target == "destination"} == {
+        "Hello",
+        "Beat",
+    }
+
+
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [
+        ("conferencecall", "Conferencecall"),
+        ("ConferenceCall", "Conferencecall"),
+        ("CONFERENCECALL", "Conferencecall"),
+        ("BlindTransfer", "Transfer_sst"),
+        ("transfer_sst", "Transfer_sst"),
+        ("CosultCall", "ConsultCall"),
+        ("answercall", "AnswerCall"),
+        ("getstate", "GetState"),
+        ("hello", "Hello"),
+    ],
+)
+def test_aliases_are_case_insensitive(alias: str, canonical: str) -> None:
+    assert canonical_command(alias) == canonical
+    assert encode_command(alias, "1001")[0] == f"{canonical}#1001"
+
+
+def test_every_alias_maps_to_a_command() -> None:
+    assert set(ALIASES.values()) <= set(COMMANDS)
+    assert all(key == key.lower() for key in ALIASES)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("Hello", "client-topic-1"), ("Hello#client-topic-1", "")),
+        (("Login", "1001", "client-topic-1"), ("Login#1001", "client-topic-1")),
+        (("AnswerCall", "1001", "52129051"), ("AnswerCall#1001", "52129051")),
+        (("AnswerCall", "1001", 52129051), ("AnswerCall#1001", "52129051")),
+        (("BlindTransfer", "1001", "1002", "52129051"), ("Transfer_sst#1001", "1002,52129051")),
+        (("GetState", "1001"), ("GetState#1001", "")),
+        (("SomeFutureCommand", "1001", "x"), ("SomeFutureCommand#1001", "x")),
+    ],
+)
+def test_encode_command(args: tuple[str, ...], expected: tuple[str, str]) -> None:
+    assert encode_command(*args) == expected
+
+
+FORBIDDEN = [",", "#", "|", "\r", "\n", "\x00", "\x1b", "\x7f", "\x85"]
+
+
+@pytest.mark.parametrize("char", FORBIDDEN)
+def test_argument_injection_refused_naming_the_field(char: str) -> None:
+    value = f"a{char}b"
+    with pytest.raises(ValueError, match="argument 2") as info:
+        encode_command("ConsultCall", "1001", "1002", value)
+    assert "argument 2" in str(info.value)
+
+
+@pytest.mark.parametrize("char", FORBIDDEN)
+def test_target_injection_refused(char: str) -> None:
+    with pytest.raises(ValueError, match="target"):
+        encode_command("GetState", f"10{char}01")
+
+
+def test_message_names_the_value_and_character() -> None:
+    with pytest.raises(ValueError, match=r"argument 2 \('a,b'\) contains ','"):
+        encode_command("ConsultCall", "1001", "1002", "a,b")
+    with pytest.raises(ValueError, match="control character U\\+000A"):
+        encode_command("MakeCall", "1001", "1002\n")
+
+
+@pytest.mark.parametrize("name", ["Login", "Connect", "MobileAgentLogin", "mobileagentlogin"])
+def test_log_in_arguments_are_never_echoed(name: str) -> None:
+    with pytest.raises(ValueError) as info:
+        encode_command(name, "1001", "pa,ss", "1002", "555", "true")
+    assert "pa,ss" not in str(info.value)
+    assert "argument 1 (<redacted>)" in str(info.value)
+
+
+@pytest.mark.parametrize("target", ["", " ", "\t"])
+def test_empty_target_refused(target: str) -> None:
+    with pytest.raises(ValueError, match="target"):
+        encode_command("GetState", target)
+
+
+@pytest.mark.parametrize("name", ["", "Get State", "Get#State", "Login,", "Lögin", "a-b"])
+def test_bad_command_names_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="command name"):
+        encode_command(name, "1001")
+
+
+def test_empty_and_non_text_arguments_refused() -> None:
+    with pytest.raises(ValueError, match="argument 1"):
+        encode_command("MakeCall", "1001", "")
+    with pytest.raises(TypeError, match="argument 1"):
+        encode_command("MakeCall", "1001", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="argument 1"):
+        encode_command("MakeCall", "1001", True)
+
+
+@pytest.mark.parametrize(
+    ("jms_type", "body", "expected"),
+    [
+        ("AnswerCall# 1001", "52129051", ("AnswerCall", "1001", ("52129051",))),
+        ("answercall#1001", " 52 ", ("AnswerCall", "1001", ("52",))),
+        ("conferencecall#1001", "52", ("Conferencecall", "1001", ("52",))),
+        ("Transfer_sst#1001", "1002, 52", ("Transfer_sst", "1001", ("1002", "52"))),
+        ("Hello#topic-1", "", ("Hello", "topic-1", ())),
+        ("Logout#1001", "  ", ("Logout", "1001", ())),
+        ("Future#1001", "x", ("Future", "1001", ("x",))),
+    ],
+)
+def test_parse_command(
+    jms_type: str, body: str, expected: tuple[str, str, tuple[str, ...]]
+) -> None:
+    assert parse_command(jms_type, body) == expected
+
+
+@pytest.mark.parametrize(
+    ("jms_type", "body"),
+    [
+        ("", ""),
+        ("Login", "x"),
+        ("Login#", "x"),
+        ("Login# ", "x"),
+        ("#1001", ""),
+        ("Log in#1001", ""),
+        ("Login#10#01", ""),
+        ("Login#1001", "a|b"),
+        ("Login#1001", "a\x00b"),
+        ("Login#10|01", ""),
+    ],
+)
+def test_parse_command_malformed(jms_type: str, body: str) -> None:
+    with pytest.raises(ProtocolError):
+        parse_command(jms_type, body)
+
+
+def test_parse_command_rejects_non_text() -> None:
+    with pytest.raises(ProtocolError):
+        parse_command(None, "")  # type: ignore[arg-type]
+
+
+_value = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=",#|"),
+    min_size=1,
+    max_size=10,
+).filter(lambda s: s.strip() == s and s.strip() != "")
+
+
+@given(name=st.sampled_from(sorted(COMMANDS)), target=_value, args=st.lists(_value, max_size=4))
+def test_encode_then_parse_round_trip(name: str, target: str, args: list[str]) -> None:
+    jms_type, body = encode_command(name, target, *args)
+    assert parse_command(jms_type, body) == (name, target, tuple(args))

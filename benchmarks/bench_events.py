@@ -4,8 +4,10 @@ Run: ``pytest benchmarks/bench_events.py --benchmark-min-rounds=3``.  Every roun
 five common events (AgentState, DialogState, InboundCall, System, Error) once, so ns/event is
 the mean divided by five (``extra_info["ns_per_event"]``).
 
-Groups: ``events-default`` (naive ``decode().split('#')`` -> dict, pure twin, Cython) and
-``events-json`` (``json.loads`` to a dict, plain msgspec into one Struct, pure twin, Cython).
+Groups: ``events-default`` (naive ``decode().split('#')`` -> dict, pure twin, Cython),
+``events-default-3000-agents`` (the same over 3,000 agents, so few strings repeat),
+``events-json`` (``json.loads`` to a dict, plain msgspec into one Struct, pure twin, Cython) and
+``events-encode-default`` (the emulator's side, pure twin vs Cython).
 The naive and plain-msgspec rows do less work than the codec (no typed event, no aliases, no
 validation): they are the floor the codec is measured against, not competitors.
 """
@@ -103,6 +105,42 @@ def test_default_codec(benchmark: Any, twin: str) -> None:
     _run(benchmark, module.decode_event, DEFAULT_BODIES)
 
 
+def _many_agents() -> list[bytes]:
+    """The mix for 3,000 different agents with changing times: most strings are new."""
+    bodies = []
+    for i in range(3000):
+        agent, t = str(100000 + i), f"2024-11-25 06:{i // 60 % 60:02d}:{i % 60:02d}"
+        for event in MIX:
+            fields = {f: getattr(event, f) for f in event.__struct_fields__}
+            if "agent_id" in fields:
+                fields["agent_id"] = agent
+            for key in ("changed_at", "start_time"):
+                if key in fields:
+                    fields[key] = t
+            if "target" in fields:
+                fields["target"] = agent
+            bodies.append(_pyevents.encode_event(type(event)(**fields)).encode())
+    return bodies
+
+
+MANY_AGENTS = _many_agents()
+
+
+@pytest.mark.benchmark(group="events-default-3000-agents")
+@pytest.mark.parametrize("decoder", ["naive", "python", "cython"])
+def test_default_many_agents(benchmark: Any, decoder: str) -> None:
+    """Guards against a benchmark that only measures the compiled twin's intern cache."""
+    decode = _naive if decoder == "naive" else _twin(decoder).decode_event
+    bodies = MANY_AGENTS
+
+    def run() -> None:
+        for body in bodies:
+            decode(body)
+
+    benchmark(run)
+    benchmark.extra_info["ns_per_event"] = round(benchmark.stats.stats.mean / len(bodies) * 1e9, 1)
+
+
 @pytest.mark.benchmark(group="events-json")
 def test_json_stdlib_loads(benchmark: Any) -> None:
     _run(benchmark, json.loads, JSON_BODIES)
@@ -119,3 +157,23 @@ def test_json_codec(benchmark: Any, twin: str) -> None:
     module = _twin(twin)
     assert [module.decode_event(b) for b in JSON_BODIES] == MIX
     _run(benchmark, module.decode_event, JSON_BODIES)
+
+
+@pytest.mark.benchmark(group="events-encode-default")
+@pytest.mark.parametrize("twin", ["python", "cython"])
+def test_encode_default(benchmark: Any, twin: str) -> None:
+    """The emulator's side: the five-event mix to ``#`` bodies."""
+    module = _twin(twin)
+    assert [module.encode_event(e).encode() for e in MIX] == DEFAULT_BODIES
+    a, b, c, d, e = MIX
+    encode = module.encode_event
+
+    def mix() -> None:
+        encode(a)
+        encode(b)
+        encode(c)
+        encode(d)
+        encode(e)
+
+    benchmark(mix)
+    benchmark.extra_info["ns_per_event"] = round(benchmark.stats.stats.mean / 5 * 1e9, 1)

@@ -32,3 +32,5 @@ cdef object _scalar(object value)
 cdef object _many(object value)
 cdef object _state(object wire)
 cdef object _changed_at(object wire)
+cdef bint _clean(object value, bint comma) noexcept
+cdef object _encode_fast(object event)

@@ -8,7 +8,7 @@ exactly once (a direct copy on the all-ASCII fast path, recurring values from a 
 cache), matches event types without allocating and calls the Struct classes directly: no
 ``decode()``, no ``split()`` list, no dict.  The JSON path lets msgspec decode into the twin's
 ``Wire`` Struct and normalises it reading the Struct's slots directly.  Everything rare (CESU-8
-repair, unknown ``#`` event types) and encoding (the emulator's side) is delegated to the
+repair, unknown ``#`` event types, JSON encoding, and every encoding error) is delegated to the
 pure-Python twin, so the two cannot drift where speed does not matter.
 """
 
@@ -582,9 +582,150 @@ def decode_event(body):
     return _decode_utf8(p, n, ascii, owner, n == full)
 
 
-def encode_event(event, fmt="default"):
-    """The body the connector would send for ``event``; see ``_pyevents.encode_event``.
+# --------------------------------------------------------------------------- encode
+#
+# Only the common case is compiled: a typed event, default format, all-ASCII fields that pass
+# every rule.  Anything else (JSON, UnknownEvent, non-ASCII, any rule broken) goes to the pure
+# twin, which produces the same text or raises the precise error; so the fast path can only ever
+# agree with it (checked by a differential hypothesis test).
 
-    Encoding runs on the emulator's side only, so one implementation serves both twins.
-    """
+
+cdef bint _clean(object value, bint comma) noexcept:
+    """An ASCII ``str`` with no ``#``, control character (or ``,`` if asked)."""
+    cdef const unsigned char* q
+    cdef Py_ssize_t i, n
+    cdef unsigned char c
+    if type(value) is not str or not PyUnicode_IS_ASCII(value):
+        return False
+    q = <const unsigned char*>PyUnicode_DATA(value)
+    n = PyUnicode_GET_LENGTH(value)
+    for i in range(n):
+        c = q[i]
+        if c == b'#' or c < 0x20 or c == 0x7f or (comma and c == b','):
+            return False
+    return True
+
+
+cdef object _encode_fast(object event):
+    """The default-format body, or ``None`` to let the pure twin decide."""
+    cdef object t = type(event)
+    cdef tuple fields
+    cdef Py_ssize_t nreq, n, i, j, total, length, pos
+    cdef int agent_pos = -1, family_pos = -1, parts_pos = -1
+    cdef bint target_may_be_empty = False
+    cdef object value, item
+    cdef char* out
+    cdef object text
+    if t is _AgentState:
+        fields = (event.agent_id, "AgentState", event.state, event.changed_at)
+        nreq, agent_pos = 3, 0
+    elif t is _DialogState:
+        fields = (
+            event.agent_id, "DialogState", event.state, event.changed_at, event.connection_id,
+            event.participants,
+        )
+        nreq, agent_pos, parts_pos = 3, 0, 5
+    elif t is _InboundCall:
+        if event.agent_id is None:
+            fields = (
+                "InboundCall", event.state, event.start_time, event.connection_id,
+                event.other_party,
+            )
+            nreq, family_pos = 2, 1
+        else:
+            fields = (
+                event.agent_id, "InboundCall", event.state, event.start_time,
+                event.connection_id, event.other_party,
+            )
+            nreq, agent_pos = 3, 0
+    elif t is _SystemStatus:
+        fields = ("System", event.status)
+        nreq, family_pos = 2, 1
+    elif t is _ErrorEvent:
+        fields = (event.target, "Error", event.code, event.message)
+        nreq, target_may_be_empty = 3, True
+    elif t is _TerminalStatus:
+        if event.agent_id is None:
+            fields = ("Terminal", event.status)
+            nreq, family_pos = 2, 1
+        else:
+            fields = (event.agent_id, "Terminal", event.status)
+            nreq, agent_pos = 3, 0
+    elif t is _AgentInfo:
+        fields = (event.agent_id, "AgentInfo", event.extension, event.device_name)
+        nreq, agent_pos = 2, 0
+    else:
+        return None
+    n = len(fields)
+    while n > nreq and fields[n - 1] is None:
+        n -= 1
+    total = n - 1
+    for i in range(n):
+        value = fields[i]
+        if value is None:
+            if i < nreq:
+                return None
+            continue
+        if i == parts_pos:
+            if type(value) is not tuple:
+                return None
+            for j in range(len(<tuple>value)):
+                item = (<tuple>value)[j]
+                if not _clean(item, True) or PyUnicode_GET_LENGTH(item) == 0:
+                    return None
+                total += PyUnicode_GET_LENGTH(item) + (j > 0)
+            continue
+        if not _clean(value, False):
+            return None
+        length = PyUnicode_GET_LENGTH(value)
+        if length == 0 and not (i == 0 and target_may_be_empty):
+            return None
+        total += length
+    if agent_pos >= 0:
+        value = fields[agent_pos]
+        if _family(<const char*>PyUnicode_DATA(value), PyUnicode_GET_LENGTH(value)) != F_AGENT:
+            return None
+    if family_pos >= 0:
+        value = fields[family_pos]
+        if _kind(<const char*>PyUnicode_DATA(value), PyUnicode_GET_LENGTH(value)) == K_ERROR:
+            return None
+    if total == 0:
+        return None
+    text = PyUnicode_New(total, 127)
+    out = <char*>PyUnicode_DATA(text)
+    pos = 0
+    for i in range(n):
+        if i:
+            out[pos] = b'#'
+            pos += 1
+        value = fields[i]
+        if value is None:
+            continue
+        if i == parts_pos:
+            for j in range(len(<tuple>value)):
+                item = (<tuple>value)[j]
+                if j:
+                    out[pos] = b','
+                    pos += 1
+                length = PyUnicode_GET_LENGTH(item)
+                memcpy(out + pos, PyUnicode_DATA(item), length)
+                pos += length
+            continue
+        length = PyUnicode_GET_LENGTH(value)
+        memcpy(out + pos, PyUnicode_DATA(value), length)
+        pos += length
+    if pos != total:  # cannot happen; never hand out a half-written string
+        raise SystemError("cucmconn: event encoder length mismatch")
+    if _is_ws(out[0]) or out[0] == b'{' or _is_ws(out[total - 1]):
+        return None
+    return text
+
+
+def encode_event(event, fmt="default"):
+    """The body the connector would send for ``event``; see ``_pyevents.encode_event``."""
+    cdef object text
+    if fmt == "default":
+        text = _encode_fast(event)
+        if text is not None:
+            return text
     return _py.encode_event(event, fmt)

@@ -12,6 +12,8 @@ Fixtures
     ``secure_activemq``  session-wide broker with simple authentication and a ``stomp+ssl``
                          connector whose self-signed certificate ``keytool`` makes here.
     ``jms_classpath``    the Debian jars a Java JMS peer compiles and runs against.
+    ``connector_peer_classpath``  that plus ``tests/java/ConnectorPeer`` compiled (a JMS peer
+                         playing the connector over OpenWire; see its source for the protocol).
 
 Tests skip (with the reason) only when Java or ActiveMQ cannot be had; with ``CI`` set they
 fail instead, because CI must run them.  Every test using these fixtures gets the ``activemq``
@@ -36,7 +38,9 @@ from cucmconn.broker import ActiveMQUnavailable, LocalActiveMQ, ensure_installed
 
 __all__ = ["BrokerHandle", "SecureBrokerHandle"]
 
-BROKER_FIXTURES = frozenset({"activemq", "fresh_activemq", "secure_activemq", "jms_classpath"})
+BROKER_FIXTURES = frozenset(
+    {"activemq", "fresh_activemq", "secure_activemq", "jms_classpath", "connector_peer_classpath"}
+)
 JMS_JARS = (
     "activemq-client.jar",
     "geronimo-jms_1.1_spec.jar",
@@ -46,6 +50,7 @@ JMS_JARS = (
     "slf4j-nop.jar",
 )
 JAVA_DIR = Path("/usr/share/java")
+PEER_SOURCE = Path(__file__).parent / "java" / "ConnectorPeer.java"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -258,3 +263,18 @@ def jms_classpath() -> str:
     if missing:
         _unavailable(f"missing jars in {JAVA_DIR}: {', '.join(missing)}")
     return os.pathsep.join(str(JAVA_DIR / jar) for jar in JMS_JARS)
+
+
+@pytest.fixture(scope="session")
+def connector_peer_classpath(jms_classpath: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Compile the Java connector peer once per session; run it with ``java -cp <this>``."""
+    out = tmp_path_factory.mktemp("connector-peer")
+    javac = shutil.which("javac") or "javac"
+    done = subprocess.run(
+        [javac, "-encoding", "UTF-8", "-d", str(out), "-cp", jms_classpath, str(PEER_SOURCE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"javac failed:\n{done.stderr}"
+    return f"{out}{os.pathsep}{jms_classpath}"

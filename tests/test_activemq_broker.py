@@ -68,7 +68,7 @@ def test_config_is_loopback_non_persistent_and_jmx_free(tmp_path: Path) -> None:
 
 
 def test_users_are_escaped_into_the_auth_plugin_and_kept_out_of_repr(tmp_path: Path) -> None:
-    secret = 'p"<&>\'w'
+    secret = "p\"<&>'w"
     broker = LocalActiveMQ(tmp_path, users={"agent&1": secret})
     broker.write_config()
     config = broker.conf_dir / "activemq.xml"

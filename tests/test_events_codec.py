@@ -435,6 +435,9 @@ BAD_EVENTS: list[tuple[Event, str, str]] = [
     (AgentState("1", "R", "t "), "default", "whitespace"),
     (SystemStatus("Error"), "default", "Error"),
     (SystemStatus("CiscoTermInServiceEv"), "json", "Terminal"),
+    (AgentState("1", None), "default", "required"),  # type: ignore[arg-type]
+    (AgentState("1", None), "json", "required"),  # type: ignore[arg-type]
+    (UnknownEvent("1", "F#", (), ""), "default", "'#'"),
 ]
 
 
@@ -445,6 +448,12 @@ def test_encode_refuses_what_would_not_round_trip(
     with pytest.raises(ValueError) as info:
         impl.encode_event(event, fmt)
     assert why in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["default", "json"])
+def test_encode_refuses_non_text_fields(impl: ModuleType, fmt: str) -> None:
+    with pytest.raises(TypeError, match="state"):
+        impl.encode_event(AgentState("1", 5), fmt)  # type: ignore[arg-type]
 
 
 def test_encode_refuses_unknown_format_and_non_events(impl: ModuleType) -> None:
@@ -649,6 +658,37 @@ def test_json_objects_twins_agree(base: dict[str, Any], extra: dict[str, Any]) -
 @given(event=EVENTS, fmt=st.sampled_from(["default", "json"]))
 def test_twins_encode_identically(event: Event, fmt: str) -> None:
     assert len({module.encode_event(event, fmt) for module in IMPLS}) == 1
+
+
+_ANY_TEXT = st.text(max_size=6) | st.sampled_from(
+    ["System", "terminal", "INBOUNDCALL", "Error", "e_rror", "{x", " x", "x ", "a,b", "a#b", "\x7f"]
+)
+_ANY_OPT = st.none() | _ANY_TEXT | st.integers(0, 9)
+_ANY_PARTS = st.none() | st.lists(_ANY_OPT, max_size=3).map(tuple) | st.lists(_ANY_TEXT, max_size=2)
+ANY_EVENTS = st.one_of(
+    st.builds(SystemStatus, _ANY_OPT),
+    st.builds(TerminalStatus, _ANY_OPT, _ANY_OPT),
+    st.builds(AgentInfo, _ANY_OPT, _ANY_OPT, _ANY_OPT),
+    st.builds(AgentState, _ANY_OPT, _ANY_OPT, _ANY_OPT),
+    st.builds(DialogState, _ANY_OPT, _ANY_OPT, _ANY_OPT, _ANY_OPT, _ANY_PARTS),
+    st.builds(InboundCall, _ANY_OPT, _ANY_OPT, _ANY_OPT, _ANY_OPT, _ANY_OPT),
+    st.builds(ErrorEvent, _ANY_OPT, _ANY_OPT, _ANY_OPT),
+)
+
+
+def _encoded(module: ModuleType, event: Event, fmt: str) -> str | tuple[str, str]:
+    try:
+        return str(module.encode_event(event, fmt))
+    except (ValueError, TypeError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(event=ANY_EVENTS, fmt=st.sampled_from(["default", "json"]))
+def test_twins_encode_any_event_alike(event: Event, fmt: str) -> None:
+    """Valid or not (wrong types, forbidden characters...): same text or the same error."""
+    outcomes = [_encoded(module, event, fmt) for module in IMPLS]
+    assert all(outcome == outcomes[0] for outcome in outcomes), (event, outcomes)
 
 
 def test_cython_twin_is_really_compiled() -> None:

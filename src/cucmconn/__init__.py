@@ -5,6 +5,7 @@ Importing this package never changes the event-loop policy; ``cucmconn.run()`` o
 
 from __future__ import annotations
 
+from .client import AgentSession, Call, Client, ClientStats, EventsMayBeMissed, EventStream, run
 from .codec import (
     ERROR_CODES,
     AgentInfo,
@@ -39,8 +40,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ERROR_CODES",
     "AgentInfo",
+    "AgentSession",
     "AgentState",
     "BrokerError",
+    "Call",
+    "Client",
+    "ClientStats",
     "CommandError",
     "CommandTimeout",
     "ConnectionLost",
@@ -49,6 +54,8 @@ __all__ = [
     "ErrorEvent",
     "ErrorInfo",
     "Event",
+    "EventStream",
+    "EventsMayBeMissed",
     "InboundCall",
     "ProtocolError",
     "ServiceUnavailable",
@@ -62,4 +69,5 @@ __all__ = [
     "decode_event",
     "encode_command",
     "encode_event",
+    "run",
 ]

@@ -9,6 +9,7 @@
  * replies there with a TextMessage: no JMSType, the same JMSCorrelationID, and the body
  * <replyTemplate> with "{text}" replaced by the received text. The template travels in base64
  * because argv is decoded with the JVM's locale charset, which may not be UTF-8.
+ * A body JMS cannot decode is reported with "error" (the exception's class) and not answered.
  * Prints {"event":"ready"} once consuming, and {"event":"done","handled":N} before exiting.
  */
 
@@ -63,8 +64,16 @@ public final class ConnectorPeer {
                     continue;
                 }
                 handled++;
-                String text = bodyText(message);
-                emit(describe(message, text));
+                String text;
+                try {
+                    text = bodyText(message);
+                } catch (JMSException unreadable) {
+                    // What ActiveMQ 5.17 does to 4-byte UTF-8 from STOMP (AMQ-8398): report, no reply.
+                    Throwable cause = unreadable.getCause() == null ? unreadable : unreadable.getCause();
+                    emit(describe(message, null, cause.getClass().getSimpleName()));
+                    continue;
+                }
+                emit(describe(message, text, null));
                 reply(session, producer, message, template.replace("{text}", text == null ? "" : text));
             }
         } finally {
@@ -97,7 +106,7 @@ public final class ConnectorPeer {
         return null;
     }
 
-    private static String describe(Message message, String text) throws JMSException {
+    private static String describe(Message message, String text, String error) throws JMSException {
         String kind = message instanceof TextMessage ? "TextMessage"
                 : message instanceof BytesMessage ? "BytesMessage"
                 : message.getClass().getSimpleName();
@@ -114,6 +123,7 @@ public final class ConnectorPeer {
         out.append(",\"JMSTimestamp\":").append(message.getJMSTimestamp());
         out.append(",\"receivedAt\":").append(System.currentTimeMillis());
         field(out, "text", text);
+        field(out, "error", error);
         return out.append('}').toString();
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from ..errors import ConnectorError, TransportError
+from .session import CannotConnect
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "main_async"]
 
@@ -50,7 +51,7 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 def stderr_console() -> Console:
     """Human output goes to stderr so that stdout carries only what ``--json`` promises."""
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _common(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         "emulate", help="run the connector emulator (see: cucmconn emulate --help)", add_help=False
     )
     commands.add_parser(
-        "broker", help="start|stop|status a local ActiveMQ (see: cucmconn broker --help)",
+        "broker",
+        help="start|stop|status a local ActiveMQ (see: cucmconn broker --help)",
         add_help=False,
     )
     return parser
@@ -111,17 +113,21 @@ def _configure_logging(verbosity: int) -> None:
 
 def _delegate(name: str, argv: Sequence[str]) -> int:
     """``emulate`` and ``broker`` belong to their packages; their ``main`` sees the rest of argv."""
-    if name == "broker":
-        from ..broker.cli import main as broker_main
-
-        return broker_main(list(argv))
     try:
-        from ..emulator import main as emulator_main  # type: ignore[attr-defined]
-    except ImportError as exc:
-        stderr_console().print(f"[red]error:[/] the emulator is not available: {exc}")
-        return EXIT_USAGE
-    result = emulator_main(list(argv))
-    return int(result or 0)
+        if name == "broker":
+            from ..broker.cli import main as broker_main
+
+            return broker_main(list(argv))
+        try:
+            from ..emulator import main as emulator_main  # type: ignore[attr-defined]
+        except ImportError as exc:
+            stderr_console().print(f"[red]error:[/] the emulator is not available: {exc}")
+            return EXIT_USAGE
+        return int(emulator_main(list(argv)) or 0)
+    except SystemExit as exc:  # argparse's --help / usage errors inside the delegate
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace | int:
@@ -145,29 +151,31 @@ async def _dispatch(args: argparse.Namespace) -> int:
     console = stderr_console()
     try:
         return await handler(args)
-    except (TransportError, OSError) as exc:
+    except CannotConnect as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    except TransportError as exc:
         console.print(f"[red]error:[/] cannot reach the broker: {exc}")
         return EXIT_USAGE
-    except ConnectorError as exc:
+    except ConnectorError as exc:  # before OSError: CommandTimeout is also a TimeoutError
         console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
         return EXIT_FAILED
+    except OSError as exc:
+        console.print(f"[red]error:[/] cannot reach the broker: {exc}")
+        return EXIT_USAGE
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
 
 
 def _run(coro: Coroutine[Any, Any, int], loop: str) -> int:
-    if loop in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                coro.close()
-                stderr_console().print("[red]error:[/] --loop uvloop: uvloop is not installed")
-                return EXIT_USAGE
-        else:
-            return int(uvloop.run(coro))
-    return asyncio.run(coro)
+    from ..client import loop as loops
+
+    if loop == "uvloop" and loops.loop_factory(True) is None:
+        coro.close()
+        stderr_console().print("[red]error:[/] --loop uvloop: uvloop is not installed")
+        return EXIT_USAGE
+    return loops.run(coro, use_uvloop=loop != "asyncio")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -258,7 +258,9 @@ class Traffic:
         async def cycle(pair: Pair) -> None:
             ending = self._rng.choices(self._endings, self._weights)[0]
             customer = f"555{self._rng.randrange(10_000):04d}"
-            await self._call(lambda: self._inbound(pair, customer, ending, place_call), *pair_of(pair))
+            await self._call(
+                lambda: self._inbound(pair, customer, ending, place_call), *pair_of(pair)
+            )
             await self.pause()
 
         return cycle

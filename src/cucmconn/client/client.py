@@ -47,10 +47,12 @@ from ..errors import (
     ServiceUnavailable,
     TransportError,
 )
-from ..transport import Message, Transport, open_transport, queue, redact_url, topic
+from ..transport import Message, Transport, open_transport, redact_url, topic
+from ..transport import queue as queue_destination
 from .agent import AgentSession
 from .correlation import DEFAULT_EXPECTATIONS, Expect, Pending, PendingTable
-from .stats import ClientStats, StatsCounters
+from .slots import Slots
+from .stats import ClientStats, LatencyHistogram, StatsCounters
 from .streams import EventsMayBeMissed, EventStream, Overflow
 
 __all__ = ["Client", "ResyncCallback"]
@@ -138,7 +140,7 @@ class Client:
         self._owns_transport = transport is None
         self._transport_options = dict(transport_options or {})
         self.queue = queue
-        self._queue_dest = globals()["queue"](queue)
+        self._queue_dest = queue_destination(queue)
         self._reply_to = topic(self.destination)
         self.ttl = ttl
         self.connect_timeout = connect_timeout
@@ -158,7 +160,7 @@ class Client:
             expectations = correlate_fallback
         self._stats = StatsCounters()
         self._table = PendingTable(self._stats, expectations)
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = Slots(max_in_flight)
         self._agents: dict[str, AgentSession] = {}
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._ids = itertools.count(1)
@@ -175,6 +177,7 @@ class Client:
         self._connected = False
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resync_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_transport(cls, transport: Transport, **options: Any) -> Client:
@@ -211,8 +214,12 @@ class Client:
     def agents(self) -> Mapping[str, AgentSession]:
         return MappingProxyType(self._agents)
 
-    def stats(self) -> ClientStats:
-        return ClientStats.snapshot(self._stats, len(self._table))
+    def stats(self, *, reset_latency: bool = False) -> ClientStats:
+        """A snapshot of the counters; ``reset_latency`` starts a new latency window after it."""
+        snapshot = ClientStats.snapshot(self._stats, len(self._table))
+        if reset_latency:
+            self._stats.latency = LatencyHistogram()
+        return snapshot
 
     def agent(self, extension: str) -> AgentSession:
         """The session for ``extension`` (the same object every time)."""
@@ -257,6 +264,7 @@ class Client:
         self._loop = asyncio.get_running_loop()
         if self._transport is None:
             self._transport = open_transport(self._url or "", **self._transport_options)
+            self._display_url = self._transport.display_url
         transport = self._transport
         try:
             if not transport.connected:
@@ -301,12 +309,13 @@ class Client:
                 await transport.close()
         self._connected = False
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             coro, name=f"cucmconn-{name}-{self.destination}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -461,8 +470,10 @@ class Client:
         try:
             await asyncio.shield(entry.future)
         except CommandTimeout:
-            log.warning("no answer to Beat within %g s: treating the connector as out of service",
-                        self.connect_timeout)
+            log.warning(
+                "no answer to Beat within %g s: treating the connector as out of service",
+                self.connect_timeout,
+            )
             self._set_service(False)
         except ConnectionLost:
             pass
@@ -508,7 +519,9 @@ class Client:
         for session in self._agents.values():
             session._push(notice)
         log.info("link to %s restored: Hello, then resync", self._display_url)
-        self._spawn(self._resync(), "resync")
+        if self._resync_task is not None:
+            self._resync_task.cancel()  # a newer restore supersedes a resync still waiting
+        self._resync_task = self._spawn(self._resync(), "resync")
 
     async def _resync(self) -> None:
         """After a reconnect: wait for IN_SERVICE, GetState each logged-in agent, tell the app."""
@@ -543,22 +556,21 @@ class Client:
         try:
             self._dispatch(event, message.correlation_id)
         except Exception:
-            log.error("internal error while handling a %s event", type(event).__name__,
-                      exc_info=True)
+            log.error(
+                "internal error while handling a %s event", type(event).__name__, exc_info=True
+            )
 
     def _dispatch(self, event: Event, correlation_id: str | None) -> None:
-        assert self._loop is not None
-        now = self._loop.time()
         if isinstance(event, SystemStatus):
             if not event.in_service:
                 self._saw_out_of_service = True
             self._set_service(event.in_service)
         if correlation_id:
-            self._table.deliver(correlation_id, event, now)
+            self._table.deliver(correlation_id, event)
         else:
             key = self._key_of(event)
             if key is not None:
-                self._table.deliver_uncorrelated(key, event, now)
+                self._table.deliver_uncorrelated(key, event)
         agent_id = getattr(event, "agent_id", None) if isinstance(event, _AGENT_EVENTS) else None
         if isinstance(event, ErrorEvent):
             agent_id = event.target
@@ -566,8 +578,9 @@ class Client:
             session = self._agents.get(agent_id)
             if session is not None:
                 session._apply(event)
-        for stream in self._streams:
-            stream.push(event)
+        if self._streams:  # an empty WeakSet is cheap to test, not to iterate
+            for stream in self._streams:
+                stream.push(event)
 
     def _key_of(self, event: Event) -> str | None:
         if isinstance(event, SystemStatus):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
@@ -146,7 +147,8 @@ class PendingTable:
     ) -> Pending:
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         bucket = int(deadline / BUCKET_SECONDS)
-        entry = Pending(correlation_id, command, target, args, future, now, bucket)
+        started = time.perf_counter()  # uvloop's clock ticks in whole ms: too coarse here
+        entry = Pending(correlation_id, command, target, args, future, started, bucket)
         if not self._by_id:
             self._swept = int(now / BUCKET_SECONDS)
             self._nonempty.set()
@@ -192,11 +194,11 @@ class PendingTable:
 
     # -- delivering events --------------------------------------------------------------------
 
-    def deliver(self, correlation_id: str, event: Event, now: float) -> bool:
+    def deliver(self, correlation_id: str, event: Event) -> bool:
         """Resolve the command ``correlation_id`` names; False for a late or follow-up event."""
         entry = self._by_id.get(correlation_id)
         if entry is not None:
-            self._settle(entry, event, now)
+            self._settle(entry, event)
             return True
         failed = self._finished.get(correlation_id)
         if failed:
@@ -206,7 +208,7 @@ class PendingTable:
             self._stats.unmatched += 1
         return False
 
-    def deliver_uncorrelated(self, key: str, event: Event, now: float) -> bool:
+    def deliver_uncorrelated(self, key: str, event: Event) -> bool:
         """Fallback for an id-less event: the oldest command on ``key`` expecting it."""
         if self._expectations is None:
             return False
@@ -215,13 +217,13 @@ class PendingTable:
                 _matches(expect, entry, event)
                 for expect in self._expectations.get(entry.command, ())
             ):
-                self._settle(entry, event, now)
+                self._settle(entry, event)
                 return True
         return False
 
-    def _settle(self, entry: Pending, event: Event, now: float) -> None:
+    def _settle(self, entry: Pending, event: Event) -> None:
         stats = self._stats
-        stats.latency.record((now - entry.started) * 1000.0)
+        stats.latency.record((time.perf_counter() - entry.started) * 1000.0)
         if isinstance(event, ErrorEvent):
             stats.errors += 1
             self._remove(entry, failed=True)

@@ -395,20 +395,21 @@ def _fields(event: Event) -> list[tuple[str, str | tuple[str, ...] | None]]:
     raise TypeError(f"not an event: {type(event).__name__}")
 
 
-_REQUIRED = frozenset({"agent_id", "status", "state", "code"})
+_REQUIRED = frozenset({"agent_id", "target", "status", "state", "code"})
 
 
 def _encode_default(event: Event) -> str:
     fields = _fields(event)
     if fields[0][0] == "event_for" and type_key(str(fields[1][1])) == "error":
         raise ValueError(f"{fields[1][0]} {fields[1][1]!r} would be read as an Error event")
-    while fields and fields[-1][1] is None:
+    for name, value in fields:
+        if value is None and name in _REQUIRED:
+            raise ValueError(f"field {name} is required")
+    while fields[-1][1] is None:
         fields.pop()
     out: list[str] = []
     for name, value in fields:
         if value is None:
-            if name in _REQUIRED:
-                raise ValueError(f"field {name} is required")
             out.append("")
         elif isinstance(value, tuple):
             out.append(",".join(_check(f"{name}[{i}]", v, comma=True) for i, v in enumerate(value)))
@@ -460,8 +461,9 @@ _ENCODER = msgspec.json.Encoder()
 
 def _encode_json(event: Event) -> str:
     obj: dict[str, Any] = {"type": _JSON_TYPES[type(event)]}
-    if isinstance(event, SystemStatus) and event.status.lower().startswith("ciscoterm"):
-        raise ValueError(f"System status {event.status!r} would be read as a Terminal event")
+    status = event.status if isinstance(event, SystemStatus) else None
+    if isinstance(status, str) and status.lower().startswith("ciscoterm"):
+        raise ValueError(f"System status {status!r} would be read as a Terminal event")
     for name, value in _fields(event):
         key = _JSON_NAMES.get(name)
         if key is None or value is None:

@@ -146,7 +146,8 @@ class StompSession:
         self._receipt_ids = itertools.count(1)
 
     def __repr__(self) -> str:  # credentials deliberately absent
-        return f"StompSession(host={self.host!r}, state={self.state.value}, subs={len(self.subscriptions)})"
+        subs = len(self.subscriptions)
+        return f"StompSession(host={self.host!r}, state={self.state.value}, subs={subs})"
 
     @property
     def heartbeats_received(self) -> int:
@@ -217,7 +218,9 @@ class StompSession:
         out["persistent"] = "true" if persistent else "false"
         return encode_frame("SEND", out, body)
 
-    def subscribe(self, destination: str, handler: Any, prefetch: int) -> tuple[Subscription, str, bytes]:
+    def subscribe(
+        self, destination: str, handler: Any, prefetch: int
+    ) -> tuple[Subscription, str, bytes]:
         """Remember a subscription; return it, the receipt id and the SUBSCRIBE bytes."""
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
@@ -289,7 +292,9 @@ class StompSession:
         version = headers.get("version", "1.0")
         if version != "1.2":
             raise ProtocolError(f"broker speaks STOMP {version}, 1.2 is required")
-        send, recv = negotiate_heartbeat((self.heartbeat, self.heartbeat), headers.get("heart-beat"))
+        send, recv = negotiate_heartbeat(
+            (self.heartbeat, self.heartbeat), headers.get("heart-beat")
+        )
         self.send_interval, self.recv_interval = send, recv
         self.state = SessionState.OPEN
         return Connected(version, headers.get("server", ""), send, recv)
@@ -299,4 +304,6 @@ class StompSession:
         details = body.decode("utf-8", "replace").strip()
         # ActiveMQ puts a Java stack trace in the body: the first line is the useful part.
         details = details.splitlines()[0] if details else ""
-        return BrokerFailure(headers.get("message", "broker error"), details, headers.get("receipt-id"))
+        return BrokerFailure(
+            headers.get("message", "broker error"), details, headers.get("receipt-id")
+        )

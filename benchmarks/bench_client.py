@@ -1,0 +1,147 @@
+"""Client throughput, latency and memory on memory://, against the scripted fake connector.
+
+Run: ``pytest benchmarks/bench_client.py --benchmark-min-rounds=3 -s`` (``-s`` prints the
+figures).  One round is a burst: every agent sends one GetState at once (so 1,000 or 10,000
+commands, bounded by ``max_in_flight``), and the round ends when all are answered.  Each round
+prints commands/s and the client's own p50/p99 latency for that burst; asyncio and uvloop run the
+same bursts side by side in one group per agent count, so their ratio is read off one table.
+The fake connector is part of every round (it decodes, answers and publishes each command on the
+same loop), so the figures are for client + peer on one core, an upper bound on client cost.
+
+``test_idle_session_memory`` measures bytes per AgentSession with tracemalloc, for sessions just
+created and for sessions logged in and idle (state, AgentInfo, no call, no reader); the brief's
+budget is 2 KB each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from tests.fakeconnector import FakeConnector
+
+from cucmconn import AgentSession, Client
+from cucmconn.transport.memory import MemoryBroker, MemoryTransport
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+try:
+    import uvloop
+
+    LOOPS["uvloop"] = uvloop.new_event_loop
+except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+    pass
+
+SESSION_BUDGET = 2048
+
+
+class Rig:
+    """A loop, a fake connector and a client with ``n`` logged-in agents, kept across rounds."""
+
+    def __init__(self, loop_name: str, n: int) -> None:
+        MemoryBroker.reset()
+        self.loop = LOOPS[loop_name]()
+        self.n = n
+        self.fake = FakeConnector(MemoryTransport(), record=False)
+        self.client = Client(
+            transport=MemoryTransport(), client_destination="bench", max_in_flight=1024, ttl=30.0
+        )
+        self.agents: list[AgentSession] = []
+        self.loop.run_until_complete(self._setup())
+
+    async def _setup(self) -> None:
+        await self.fake.start()
+        await self.client.connect()
+        self.agents = [self.client.agent(str(100_000 + i)) for i in range(self.n)]
+        await asyncio.gather(*(a.login() for a in self.agents))
+        self.client.stats(reset_latency=True)
+
+    async def burst(self) -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(a.get_state() for a in self.agents))
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        async def _close() -> None:
+            await self.client.close()
+            await self.fake.stop()
+
+        self.loop.run_until_complete(_close())
+        self.loop.close()
+
+
+@pytest.mark.parametrize("agents", [1000, 10_000])
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+def test_getstate_burst(benchmark: Any, loop_name: str, agents: int) -> None:
+    benchmark.group = f"client-getstate-burst-{agents}-agents"
+    rig = Rig(loop_name, agents)
+    elapsed: list[float] = []
+    try:
+
+        def one_round() -> None:
+            elapsed.append(rig.loop.run_until_complete(rig.burst()))
+
+        benchmark.pedantic(one_round, rounds=3, iterations=1, warmup_rounds=1)
+        stats = rig.client.stats()
+    finally:
+        rig.close()
+    assert stats.timeouts == 0 and stats.in_flight == 0
+    rate = agents / min(elapsed)
+    benchmark.extra_info.update(
+        commands_per_s=round(rate),
+        p50_ms=round(stats.latency_p50_ms, 3),
+        p99_ms=round(stats.latency_p99_ms, 3),
+        max_ms=round(stats.latency_max_ms, 3),
+    )
+    print(
+        f"\n[{loop_name:7}] {agents:6} agents: {rate:9.0f} commands/s, "
+        f"p50 {stats.latency_p50_ms:.2f} ms, p99 {stats.latency_p99_ms:.2f} ms, "
+        f"max {stats.latency_max_ms:.2f} ms (client + fake on one loop)"
+    )
+
+
+def _traced() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def test_idle_session_memory(benchmark: Any) -> None:
+    """Bytes per session: just created, and logged in with nothing happening."""
+    n = 10_000
+    MemoryBroker.reset()
+    loop = asyncio.new_event_loop()
+    fake = FakeConnector(MemoryTransport(), record=False)
+    client = Client(transport=MemoryTransport(), client_destination="mem", max_in_flight=1024)
+    loop.run_until_complete(fake.start())
+    loop.run_until_complete(client.connect())
+    tracemalloc.start()
+    try:
+        base = _traced()
+        agents = [client.agent(str(100_000 + i)) for i in range(n)]
+        created = (_traced() - base) / n
+
+        async def login_all() -> None:
+            await asyncio.gather(*(a.login() for a in agents))
+            await asyncio.sleep(0.05)  # the follow-up events of each Login
+
+        loop.run_until_complete(login_all())
+        logged_in = (_traced() - base) / n
+    finally:
+        tracemalloc.stop()
+        loop.run_until_complete(client.close())
+        loop.run_until_complete(fake.stop())
+        loop.close()
+    assert all(a.state == "READY" for a in agents)
+    benchmark.extra_info.update(bytes_created=round(created), bytes_logged_in=round(logged_in))
+    benchmark.group = "client-session-memory"
+    benchmark.pedantic(lambda: client.agent("100000"), rounds=3, iterations=1)
+    print(
+        f"\nper idle session ({n} agents): {created:.0f} B created, {logged_in:.0f} B logged in "
+        f"(budget {SESSION_BUDGET} B; includes the bounded finished-id memory of the logins)"
+    )
+    assert created <= SESSION_BUDGET
+    assert logged_in <= SESSION_BUDGET

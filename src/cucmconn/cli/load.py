@@ -1,0 +1,364 @@
+"""``cucmconn load``: log N agents in and drive calls against any connector, then report.
+
+The run has three phases: log-in (not measured as throughput), traffic (each agent pair runs
+call cycles back to back, optionally held to ``--rate`` commands per second across all pairs),
+and log-out.  Every command is awaited for its answering event; its outcome lands in one
+:class:`~cucmconn.cli.report.Tally`, so ``lost`` (timed out, or the link dropped with the
+outcome unknown) has one definition and decides the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from ..codec import codec_backend
+from .live import LiveView
+from .report import Tally, client_stats, render_summary, summary_dict
+from .session import open_client, open_emulator, wants_emulator
+from .traffic import DEFAULT_MIX, Pacer, Traffic, make_pairs, parse_extensions
+
+__all__ = ["LoadOptions", "add_parser", "measure", "run_load"]
+
+log = logging.getLogger("cucmconn.cli")
+
+_DESCRIPTION = """\
+Log N agents in through one client and drive calls between them, then print a report.
+
+Each pair of agents (A, B) runs call cycles back to back: A calls B, B answers, A holds,
+retrieves and releases (five commands); with --scenario inbound (needs the emulator) customers
+call in and agents answer, hold, consult, transfer or conference. Every command waits for its
+answering event. "lost" counts commands that were neither answered nor refused (timed out, or the
+connection dropped with the outcome unknown); the exit code is 1 when any was lost.
+
+On memory:// the emulator runs in this process by default (nothing else could answer there);
+on a real broker add --emulate to start one on the same URL, or leave it off to load a real
+connector. With --json, stdout carries ONE JSON object: agents, commands, answered, errors,
+errors_by_code, timeouts, connection_lost, lost, calls, duration_s, throughput_cps,
+latency_ms {p50, p99, max, mean}, and details of the client and transport.
+"""
+
+
+@dataclass
+class LoadOptions:
+    """Everything a traffic run needs; ``demo`` fills it with its own defaults."""
+
+    url: str = "memory://"
+    agents: int = 100
+    duration: float = 10.0
+    rate: float = 0.0
+    extensions: str | None = None
+    emulate: bool | None = None
+    scenario: str = "outbound"
+    queue: str = "Connector1"
+    ttl: float = 10.0
+    connect_timeout: float = 10.0
+    destination: str | None = None
+    think: tuple[float, float] = (0.0, 0.0)
+    mix: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    json: bool = False
+    progress: bool = True
+    title: str = "cucmconn load"
+    count_events: bool = False
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "load",
+        help="load-test a connector: N agents, calls for S seconds, a report",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_traffic_arguments(parser, agents=100, duration=10.0)
+    parser.add_argument(
+        "--rate",
+        type=_non_negative,
+        default=0.0,
+        help="total commands per second across all agents (default 0: as fast as answers come)",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=("outbound", "inbound"),
+        default="outbound",
+        help="outbound: agent calls agent (any connector); inbound: customers call in (emulator)",
+    )
+    parser.add_argument(
+        "--extensions",
+        default=None,
+        help="extensions to log in, first N used (default 1000-1999, longer when N > 1000; "
+        "e.g. 2000-2999,3001)",
+    )
+    parser.set_defaults(handler=_handle)
+    return parser
+
+
+def add_traffic_arguments(parser: argparse.ArgumentParser, *, agents: int, duration: float) -> None:
+    """Options demo and load share."""
+    parser.add_argument(
+        "--url", default="memory://", help="broker URL (default memory://, in-process)"
+    )
+    parser.add_argument(
+        "--agents", type=_positive_int, default=agents, help=f"agents (default {agents})"
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive,
+        default=duration,
+        help=f"seconds of traffic (default {duration:g})",
+    )
+    parser.add_argument("--json", action="store_true", help="print ONE JSON report on stdout")
+    emu = parser.add_mutually_exclusive_group()
+    emu.add_argument(
+        "--emulate",
+        dest="emulate",
+        action="store_true",
+        default=None,
+        help="run the connector emulator in this process on the same URL",
+    )
+    emu.add_argument(
+        "--no-emulator",
+        dest="emulate",
+        action="store_false",
+        help="do not start an emulator (a real connector must answer)",
+    )
+    parser.add_argument("--queue", default="Connector1", help="connector command queue")
+    parser.add_argument(
+        "--ttl", type=_positive, default=10.0, help="seconds a command may wait for its answer"
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=10.0,
+        help="seconds to wait for the connector's IN_SERVICE (default 10)",
+    )
+    parser.add_argument(
+        "--destination", default=None, help="client destination (topic); default: unique name"
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no live progress display"
+    )
+
+
+def options_from(args: argparse.Namespace, **overrides: Any) -> LoadOptions:
+    names = LoadOptions.__dataclass_fields__
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(overrides)
+    return LoadOptions(**values)
+
+
+async def _handle(args: argparse.Namespace) -> int:
+    return await run_load(options_from(args))
+
+
+def default_extensions(agents: int) -> str:
+    """1000-1999, or as long as needed when there are more agents than that."""
+    return f"1000-{999 + max(agents, 1000)}"
+
+
+def _validate(opts: LoadOptions) -> list[str]:
+    if opts.extensions is None:
+        opts.extensions = default_extensions(opts.agents)
+    extensions = parse_extensions(opts.extensions)
+    if opts.agents < 2:
+        raise ValueError("--agents must be at least 2 (agents work in pairs)")
+    if opts.agents > len(extensions):
+        raise ValueError(
+            f"--agents {opts.agents} but only {len(extensions)} extensions in "
+            f"{opts.extensions!r}; widen --extensions"
+        )
+    if opts.scenario == "inbound" and not wants_emulator(opts.url, opts.emulate):
+        raise ValueError("--scenario inbound needs the emulator (customers call in through it)")
+    return extensions[: opts.agents]
+
+
+async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
+    """One complete run, reported on stdout; returns the exit code (0 ok, 1 lost, 130 Ctrl-C)."""
+    from .main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StopSignal, stderr_console
+
+    console = console or stderr_console()
+    with StopSignal(console) as stop:
+        report = await measure(opts, console=console, stop=stop.event)
+    _emit(report, opts, console)
+    if report["interrupted"]:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if report["lost"] or not report["logged_in"] else EXIT_OK
+
+
+async def measure(
+    opts: LoadOptions, *, console: Console | None = None, stop: asyncio.Event | None = None
+) -> dict[str, Any]:
+    """Run the load and return the report (the dict ``--json`` prints); for benchmarks and apps.
+
+    Raises ValueError for bad options and ``CannotConnect`` when nothing answers.
+    """
+    extensions = _validate(opts)
+    console = console or Console(stderr=True, quiet=not opts.progress)
+    stop = stop or asyncio.Event()
+    tally = Tally()
+    emulate = wants_emulator(opts.url, opts.emulate)
+    async with (
+        open_emulator(
+            opts.url, queue=opts.queue, extensions=opts.extensions or "", enabled=emulate
+        ) as emulator,
+        open_client(
+            opts.url,
+            client_destination=opts.destination,
+            queue=opts.queue,
+            ttl=opts.ttl,
+            handshake_timeout=opts.connect_timeout,
+            max_in_flight=max(1024, opts.agents),
+        ) as client,
+    ):
+        report = await _drive(opts, extensions, client, emulator, tally, stop, console)
+        report["client"] = client_stats(client.stats())
+        if emulator is not None:
+            with contextlib.suppress(Exception):
+                report["emulator_stats"] = client_stats(emulator.stats())
+    report["max_rss_mb"] = _max_rss_mb()
+    return report
+
+
+def _max_rss_mb() -> float | None:
+    """Peak resident memory of this process (client, and emulator when in-process)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+async def _drive(
+    opts: LoadOptions,
+    extensions: list[str],
+    client: Any,
+    emulator: Any,
+    tally: Tally,
+    stop: asyncio.Event,
+    console: Console,
+) -> dict[str, Any]:
+    traffic = Traffic(tally, pacer=Pacer(opts.rate), think=opts.think, mix=opts.mix)
+    events = _EventCounter(client) if opts.count_events else None
+    agents = [client.agent(ext) for ext in extensions]
+    view = LiveView(
+        console,
+        tally,
+        title=f"{opts.title} -> {client.display_url}",
+        duration=opts.duration,
+        extra=_extra_rows(client, traffic, events, len(agents)),
+        enabled=opts.progress,
+    )
+    async with view:
+        view.phase = "logging in"
+        logged = await traffic.login_all(agents)
+        ready = [a for a in agents if a.logged_in]
+        if logged < len(agents):
+            log.warning("%d of %d agents could not log in", len(agents) - logged, len(agents))
+        cycle: Callable[[Any], Any]
+        if opts.scenario == "inbound":
+            cycle = traffic.inbound_cycle(emulator.place_call)
+        else:
+            cycle = traffic.outbound_cycle
+        view.start_traffic()
+        if not stop.is_set():
+            await traffic.run(make_pairs(ready), cycle, duration=opts.duration, stop=stop)
+        view.phase = "logging out"
+        await traffic.logout_all(ready)
+    if events is not None:
+        events.stop()
+    extra = {
+        "logged_in": logged,
+        "url": client.display_url,
+        "scenario": opts.scenario,
+        "rate_limit_cps": opts.rate or None,
+        "emulated": emulator is not None,
+        "codec": codec_backend(),
+        "loop": _loop_name(),
+        "interrupted": stop.is_set(),
+    }
+    if events is not None:
+        extra["events"] = events.count
+    return summary_dict(tally, agents=len(agents), extra=extra)
+
+
+def _extra_rows(
+    client: Any, traffic: Traffic, events: _EventCounter | None, agents: int
+) -> Callable[[], dict[str, str]]:
+    def rows() -> dict[str, str]:
+        logged = sum(1 for a in client.agents.values() if a.logged_in)
+        out = {"agents": f"{logged:,} of {agents:,} logged in, {traffic.in_progress:,} in a call"}
+        if events is not None:
+            out["events"] = f"{events.count:,} received"
+        return out
+
+    return rows
+
+
+class _EventCounter:
+    """Counts every event on the client's topic (for the demo's display)."""
+
+    def __init__(self, client: Any) -> None:
+        self.count = 0
+        self._stream = client.events()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for _ in self._stream:
+            self.count += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def _loop_name() -> str:
+    loop = asyncio.get_running_loop()
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+def _emit(report: dict[str, Any], opts: LoadOptions, console: Console) -> None:
+    if opts.json:
+        import msgspec
+
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+        sys.stdout.flush()
+        return
+    out = Console(highlight=False)
+    out.print(render_summary(report, f"{opts.title}: {report['url']}"))
+    if report["interrupted"]:
+        console.print("[yellow]stopped early by Ctrl-C[/]")
+
+
+def _number(text: str, kind: type[float] | type[int]) -> float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _positive(text: str) -> float:
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
+    return value

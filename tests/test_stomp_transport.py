@@ -1,0 +1,540 @@
+"""The native STOMP transport's own guarantees: session rules, heart-beats, the read watchdog,
+reconnect, failover, TLS, backpressure and broker ERROR frames.
+
+Session and back-off rules are unit tests (bytes in, bytes out).  Link behaviour runs against
+a tiny scripted STOMP peer (for frames a real broker will not send on demand) or the real
+ActiveMQ, with ``tests/faultproxy.py`` between them to stall, cut and half-open the link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from cucmconn.broker import free_ports
+from cucmconn.codec import Frame, FrameParser
+from cucmconn.errors import BrokerError, ConnectionLost, ProtocolError, TransportError
+from cucmconn.transport import Message, open_transport
+from cucmconn.transport.backoff import Backoff
+from cucmconn.transport.stomp import StompOptions, StompTransport
+from cucmconn.transport.stompsession import (
+    BrokerFailure,
+    Connected,
+    Delivery,
+    Orphan,
+    Receipt,
+    SessionState,
+    StompSession,
+    negotiate_heartbeat,
+)
+from tests.faultproxy import FaultProxy
+
+WAIT = 15.0  # upper bound for an expected event; never a speed assertion
+
+
+async def _until(predicate: Callable[[], bool], what: str, wait: float = WAIT) -> None:
+    deadline = time.monotonic() + wait
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def _name() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Recorder:
+    """A TransportListener that remembers what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, BaseException | None]] = []
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.events.append(("lost", exc))
+
+    def connection_restored(self) -> None:
+        self.events.append(("restored", None))
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events]
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[list[Any]]:
+    """Transports (and proxies) appended here are closed after the test, pass or fail."""
+    things: list[Any] = []
+    yield things
+    for thing in reversed(things):
+        with contextlib.suppress(Exception):
+            await thing.close()
+
+
+# -- session rules (sans-IO) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "expected"),
+    [
+        ((10_000, 10_000), "5000,20000", (20_000, 10_000)),
+        ((1000, 0), "0,500", (1000, 0)),  # we send, the broker sends nothing
+        ((0, 1000), "2000,0", (0, 2000)),  # the broker sends, we don't
+        ((1000, 1000), "0,0", (0, 0)),
+        ((1000, 1000), None, (0, 0)),  # a 1.0 broker: no heart-beats at all
+    ],
+)
+def test_heartbeat_negotiation_follows_stomp_1_2(
+    ours: tuple[int, int], theirs: str | None, expected: tuple[int, int]
+) -> None:
+    assert negotiate_heartbeat(ours, theirs) == expected
+
+
+def test_bad_heartbeat_header_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        negotiate_heartbeat((1000, 1000), "soon")
+
+
+def _connected_session(**kwargs: Any) -> StompSession:
+    session = StompSession(host="broker-a", **kwargs)
+    session.connect_frame()
+    session.receive_data(b"CONNECTED\nversion:1.2\nheart-beat:4000,4000\n\n\x00")
+    return session
+
+
+def test_connect_frame_offers_1_2_host_credentials_and_heartbeat() -> None:
+    session = StompSession(host="broker-a", login="agent", passcode="pw:secret", heartbeat=3000)
+    (frame,) = FrameParser().feed(session.connect_frame())
+    assert frame.command == "CONNECT"
+    assert frame.headers == {
+        "accept-version": "1.2",
+        "host": "broker-a",
+        "heart-beat": "3000,3000",
+        "login": "agent",
+        "passcode": "pw:secret",  # CONNECT headers are not escaped: ':' passes as is
+    }
+    assert "secret" not in repr(session)
+    assert "secret" not in repr(frame)
+    assert session.state is SessionState.CONNECTING
+
+
+def test_connected_negotiates_and_opens_the_session() -> None:
+    session = StompSession(host="h", heartbeat=1000)
+    session.connect_frame()
+    (event,) = session.receive_data(b"CONNECTED\nversion:1.2\nserver:AMQ\nheart-beat:0,3000\n\n\x00")
+    assert event == Connected("1.2", "AMQ", 3000, 0)
+    assert session.state is SessionState.OPEN
+    assert (session.send_interval, session.recv_interval) == (3000, 0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"CONNECTED\nversion:1.1\n\n\x00",  # we asked for 1.2 only
+        b"MESSAGE\nsubscription:x\n\n\x00CONNECTED\nversion:1.2\n\n\x00",  # not before CONNECT
+    ],
+)
+def test_unacceptable_connected_is_a_protocol_error(data: bytes) -> None:
+    session = StompSession(host="h")
+    session.connect_frame()
+    if data.startswith(b"MESSAGE"):
+        session.new_connection()  # no CONNECT pending: CONNECTED is unexpected
+    with pytest.raises(ProtocolError):
+        session.receive_data(data)
+
+
+def test_send_frame_carries_jms_headers_and_never_content_length() -> None:
+    session = _connected_session()
+    raw = session.send_frame(
+        "/queue/Connector1",
+        "MakeCall#1001 é".encode(),
+        jms_type="MakeCall#1001",
+        correlation_id="c-1",
+        reply_to="/topic/crm",
+        expires=1_700_000_000_000,
+        headers={"priority": "4"},
+    )
+    (frame,) = FrameParser().feed(raw)
+    assert frame == Frame(
+        "SEND",
+        {
+            "destination": "/queue/Connector1",
+            "priority": "4",
+            "type": "MakeCall#1001",
+            "correlation-id": "c-1",
+            "reply-to": "/topic/crm",
+            "expires": "1700000000000",
+            "persistent": "false",
+        },
+        "MakeCall#1001 é".encode(),
+    )
+    assert b"content-length" not in raw
+    with pytest.raises(ValueError, match="content-length"):
+        session.send_frame("/queue/q", b"x", headers={"content-length": "1"})
+
+
+def test_subscriptions_are_remembered_and_reissued_after_reconnect() -> None:
+    session = _connected_session()
+    sub_a, receipt, raw = session.subscribe("/topic/crm-1", "handler-a", 50)
+    sub_b, _, _ = session.subscribe("/queue/q", "handler-b", 1)
+    (frame,) = FrameParser().feed(raw)
+    assert frame.headers == {
+        "id": sub_a.sub_id,
+        "destination": "/topic/crm-1",
+        "ack": "auto",
+        "activemq.prefetchSize": "50",
+        "receipt": receipt,
+    }
+    session.new_connection()
+    reissued = [FrameParser().feed(f)[0] for f in session.resubscribe_frames()]
+    assert [(f.headers["id"], f.headers["destination"]) for f in reissued] == [
+        (sub_a.sub_id, "/topic/crm-1"),
+        (sub_b.sub_id, "/queue/q"),
+    ]
+    assert all("receipt" not in f.headers for f in reissued)
+    assert session.unsubscribe(sub_a.sub_id) is not None
+    assert session.unsubscribe(sub_a.sub_id) is None
+    assert list(session.subscriptions) == [sub_b.sub_id]
+
+
+def test_incoming_frames_become_events() -> None:
+    session = _connected_session()
+    sub, _, _ = session.subscribe("/topic/t", "h", 10)
+    events = session.receive_data(
+        b"MESSAGE\nsubscription:" + sub.sub_id.encode() + b"\ndestination:/topic/t\n"
+        b"message-id:m1\n\nSystem#IN_SERVICE\x00\n"
+        b"MESSAGE\nsubscription:gone\ndestination:/topic/t\n\n\x00"
+        b"RECEIPT\nreceipt-id:r-9\n\n\x00"
+        b"ERROR\nmessage:Illegal destination\nreceipt-id:r-7\n\njava.lang.Exception: x\n\tat ..\x00"
+    )
+    delivery, orphan, receipt, failure = events
+    assert isinstance(delivery, Delivery)
+    assert delivery.subscription is sub
+    assert delivery.message.body == b"System#IN_SERVICE"
+    assert delivery.message.message_id == "m1"
+    assert orphan == Orphan("gone")
+    assert receipt == Receipt("r-9")
+    assert failure == BrokerFailure("Illegal destination", "java.lang.Exception: x", "r-7")
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    fixed = Backoff(0.1, 1.0, jitter=0.5, random_fn=lambda: 1.0)  # maximal jitter
+    delays = [fixed.next() for _ in range(8)]
+    assert delays[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])
+    assert delays[-1] == pytest.approx(0.5)  # capped at 1.0, halved by jitter
+    no_jitter = Backoff(0.1, 1.0, jitter=0.5, random_fn=lambda: 0.0)
+    assert [no_jitter.next() for _ in range(6)][-1] == pytest.approx(1.0)
+    no_jitter.reset()
+    assert no_jitter.next() == pytest.approx(0.1)
+    huge = Backoff(0.1, 30.0)
+    for _ in range(5000):  # a week-long outage must not overflow
+        assert 0 < huge.next() <= 30.0
+    with pytest.raises(ValueError):
+        Backoff(0, 1)
+
+
+def test_options_from_url_and_kwargs_are_typed_and_checked() -> None:
+    transport = open_transport(
+        "failover:(stomp://u:pw@a:1,stomp://b:2)?randomize=false&heartbeat=2500&reconnect=false",
+        prefetch=7,
+    )
+    assert isinstance(transport, StompTransport)
+    assert transport.options.heartbeat == 2500
+    assert transport.options.reconnect is False
+    assert transport.options.prefetch == 7
+    assert transport.display_url == "failover:(stomp://a:1,stomp://b:2)"
+    assert "pw" not in repr(transport)
+    with pytest.raises(ValueError, match="unknown stomp transport option 'bogus'"):
+        open_transport("stomp://a:1?bogus=1")
+    with pytest.raises(ValueError, match="heartbeat"):
+        StompOptions.build({"heartbeat": "often"})
+
+
+# -- against a scripted STOMP peer -------------------------------------------------------------
+
+
+class ScriptedBroker:
+    """A minimal STOMP peer on 127.0.0.1: records frames; answers CONNECT as told."""
+
+    def __init__(self, on_connect: Callable[[Frame], bytes | None]) -> None:
+        self.on_connect = on_connect
+        self.frames: list[Frame] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> ScriptedBroker:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"stomp://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = FrameParser()
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                for frame in parser.feed(data):
+                    self.frames.append(frame)
+                    if frame.command == "CONNECT":
+                        reply = self.on_connect(frame)
+                        if reply is not None:
+                            writer.write(reply)
+                    elif "receipt" in frame.headers:
+                        writer.write(f"RECEIPT\nreceipt-id:{frame.headers['receipt']}\n\n\x00".encode())
+        writer.close()
+
+
+async def test_connect_send_and_close_on_the_wire(closing: list[Any]) -> None:
+    broker = await ScriptedBroker(lambda f: b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00").start()
+    closing.append(broker)
+    url = broker.url.replace("stomp://", "stomp://agent:pw%40x@")
+    transport = open_transport(url, heartbeat=0)
+    closing.append(transport)
+    await transport.connect()
+    await transport.send("/queue/Connector1", "Hello#crm", jms_type="Hello#crm", ttl=5)
+    await transport.close()
+    commands = [f.command for f in broker.frames]
+    assert commands == ["CONNECT", "SEND", "DISCONNECT"]
+    connect, send, disconnect = broker.frames
+    assert connect.headers["login"] == "agent"
+    assert connect.headers["passcode"] == "pw@x"
+    assert connect.headers["accept-version"] == "1.2"
+    assert "content-length" not in send.headers
+    assert send.headers["persistent"] == "false"
+    assert "receipt" in disconnect.headers  # close() asked for (and got) a receipt
+
+
+async def test_error_frame_on_connect_is_a_broker_error_without_the_passcode(
+    closing: list[Any],
+) -> None:
+    broker = await ScriptedBroker(
+        lambda f: b"ERROR\nmessage:User name [agent] or password is invalid.\n\n\x00"
+    ).start()
+    closing.append(broker)
+    transport = open_transport(broker.url.replace("stomp://", "stomp://agent:hunter2@"))
+    closing.append(transport)
+    with pytest.raises(BrokerError) as caught:
+        await transport.connect()
+    assert caught.value.broker_message == "User name [agent] or password is invalid."
+    assert "hunter2" not in str(caught.value)
+    assert not transport.connected
+
+
+async def test_silent_broker_is_a_connect_timeout(closing: list[Any]) -> None:
+    broker = await ScriptedBroker(lambda f: None).start()
+    closing.append(broker)
+    transport = open_transport(broker.url, connect_timeout=0.3)
+    closing.append(transport)
+    with pytest.raises(TransportError, match="no CONNECTED within 0.3s"):
+        await transport.connect()
+
+
+async def test_nothing_listening_is_a_transport_error() -> None:
+    (port,) = free_ports(1)
+    transport = open_transport(f"stomp://127.0.0.1:{port}")
+    with pytest.raises(TransportError, match=str(port)):
+        await transport.connect()
+
+
+# -- against the real ActiveMQ ----------------------------------------------------------------
+
+
+@pytest.mark.activemq
+async def test_wrong_credentials_are_a_broker_error(secure_activemq: Any, closing: list[Any]) -> None:
+    url = secure_activemq.url(ssl=False, credentials=False)
+    transport = open_transport(url, login=secure_activemq.login, passcode="wrong-pass-xyz")
+    closing.append(transport)
+    with pytest.raises(BrokerError) as caught:
+        await transport.connect()
+    assert caught.value.broker_message  # the broker's own words
+    assert "wrong-pass-xyz" not in str(caught.value)
+    good = open_transport(secure_activemq.url(ssl=False))
+    closing.append(good)
+    await good.connect()
+    assert good.connected
+
+
+@pytest.mark.activemq
+async def test_tls_with_the_ca_connects_and_an_untrusted_cert_is_refused(
+    secure_activemq: Any, closing: list[Any]
+) -> None:
+    trusted = open_transport(secure_activemq.url(ssl=True))
+    closing.append(trusted)
+    await trusted.connect()
+    got: list[Message] = []
+    destination = f"/queue/tls-{_name()}"
+    await trusted.subscribe(destination, got.append)
+    await trusted.send(destination, "over TLS")
+    await _until(lambda: len(got) == 1, "the message over TLS")
+    untrusted_url = secure_activemq.url(ssl=True).split("?")[0]  # no cafile: system CAs only
+    untrusted = open_transport(untrusted_url)
+    closing.append(untrusted)
+    with pytest.raises(TransportError, match="TLS handshake failed") as caught:
+        await untrusted.connect()
+    assert secure_activemq.passcode not in str(caught.value)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    unverified = open_transport(untrusted_url, ssl=ctx)
+    closing.append(unverified)
+    await unverified.connect()
+    assert unverified.connected
+
+
+@pytest.mark.activemq
+async def test_heartbeats_keep_an_idle_link_alive(activemq: Any, closing: list[Any]) -> None:
+    # ActiveMQ drops a client silent for 1.5x the interval; we stay idle for 6 intervals.
+    transport = open_transport(activemq.stomp_url, heartbeat=400)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    await asyncio.sleep(2.4)
+    stats = transport.stats()
+    assert transport.connected
+    assert recorder.events == []
+    assert stats["disconnects"] == 0
+    assert stats["heartbeats_out"] >= 2
+    assert stats["heartbeats_in"] >= 2
+    got: list[Message] = []
+    destination = f"/queue/hb-{_name()}"
+    await transport.subscribe(destination, got.append)
+    await transport.send(destination, "still here")
+    await _until(lambda: len(got) == 1, "a message after the idle period")
+
+
+@pytest.mark.activemq
+async def test_half_open_link_is_detected_by_the_watchdog_and_reconnected(
+    activemq: Any, closing: list[Any]
+) -> None:
+    proxy = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    closing.append(proxy)
+    transport = open_transport(proxy.url(), heartbeat=300, connect_timeout=1.0)
+    closing.append(transport)
+    producer = open_transport(activemq.stomp_url)
+    closing.append(producer)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    await producer.connect()
+    destination = f"/topic/half-{_name()}"
+    got: list[bytes] = []
+    await transport.subscribe(destination, lambda m: got.append(m.body))
+
+    proxy.half_open()  # both sockets stay open; nothing gets through either way
+    await _until(lambda: recorder.kinds == ["lost"], "the watchdog to declare the link dead")
+    lost = recorder.events[0][1]
+    assert isinstance(lost, ConnectionLost)
+    assert "no data" in str(lost)
+    proxy.heal()
+    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect")
+    assert transport.connected
+    assert transport.stats()["reconnects"] == 1
+    await producer.send(destination, "after reconnect")  # the subscription was re-issued
+    await _until(lambda: got == [b"after reconnect"], "delivery on the re-issued subscription")
+
+
+@pytest.mark.activemq
+async def test_broker_restart_reconnects_resubscribes_and_tells_the_listener(
+    fresh_activemq: Any, closing: list[Any]
+) -> None:
+    transport = open_transport(fresh_activemq.stomp_url, heartbeat=1000, max_backoff=0.5)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    destination = f"/queue/restart-{_name()}"
+    got: list[bytes] = []
+    await transport.subscribe(destination, lambda m: got.append(m.body))
+    with pytest.raises(ConnectionLost):  # nothing waits forever on a dead broker
+        fresh_activemq.kill()
+        await _until(lambda: not transport.connected, "the loss")
+        await transport.send(destination, "lost in the outage")
+    await asyncio.to_thread(fresh_activemq.start)
+    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect", wait=60)
+    await transport.send(destination, "after restart")
+    await _until(lambda: got == [b"after restart"], "delivery on the re-issued subscription")
+    assert transport.stats()["reconnects"] == 1
+
+
+@pytest.mark.activemq
+async def test_failover_skips_a_dead_first_broker(activemq: Any, closing: list[Any]) -> None:
+    (dead,) = free_ports(1)
+    url = f"failover:(stomp://127.0.0.1:{dead},{activemq.stomp_url})?randomize=false"
+    transport = open_transport(url)
+    closing.append(transport)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    assert transport.endpoint == f"stomp://{activemq.host}:{activemq.stomp_port}"
+
+
+@pytest.mark.activemq
+async def test_failover_moves_to_the_second_broker_when_the_first_goes(
+    activemq: Any, closing: list[Any]
+) -> None:
+    first = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    second = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    closing.extend([first, second])
+    url = f"failover:({first.url()},{second.url()})?randomize=false"
+    transport = open_transport(url, max_backoff=0.5)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"
+    got: list[bytes] = []
+    destination = f"/topic/failover-{_name()}"
+    await transport.subscribe(destination, lambda m: got.append(m.body))
+    first.cut(refuse=True)
+    await _until(lambda: recorder.kinds == ["lost", "restored"], "failover")
+    assert transport.endpoint == f"stomp://127.0.0.1:{second.port}"
+    await transport.send(destination, "via the second")
+    await _until(lambda: got == [b"via the second"], "delivery after failover")
+
+
+@pytest.mark.activemq
+async def test_stalled_broker_blocks_senders_within_the_buffer_bound(
+    activemq: Any, closing: list[Any]
+) -> None:
+    proxy = await FaultProxy(activemq.host, activemq.stomp_port, rcvbuf=16 * 1024).start()
+    closing.append(proxy)
+    limit = 64 * 1024
+    transport = open_transport(proxy.url(), heartbeat=0, send_buffer_limit=limit, reconnect=False)
+    closing.append(transport)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    body = "x" * 4096
+    frame_size = len(body) + 200
+    destination = f"/topic/stall-{_name()}"  # no subscriber: the broker discards after heal
+    proxy.stall("up")
+
+    async def sender() -> None:
+        for _ in range(50_000):  # ~200 MB if nothing pushed back: the bound must stop it
+            await transport.send(destination, body)
+
+    senders = [asyncio.create_task(sender()) for _ in range(3)]
+    await _until(lambda: transport.stats()["sender_waits"] >= 3, "senders to block")
+    sent = transport.stats()["messages_out"]
+    await asyncio.sleep(0.3)  # blocked senders stay blocked
+    assert transport.stats()["messages_out"] == sent
+    assert not any(task.done() for task in senders)
+    # Our two buffers together never exceed the transport's limit, one tick's frames aside.
+    assert transport.buffered_bytes <= 2 * limit + 3 * frame_size
+    assert sent * len(body) < 50_000 * len(body)
+
+    proxy.cut()  # the link dies under the blocked senders: they fail, none waits forever
+    results = await asyncio.wait_for(asyncio.gather(*senders, return_exceptions=True), WAIT)
+    assert all(isinstance(r, ConnectionLost) for r in results)

@@ -1,0 +1,294 @@
+"""One conformance suite for every transport: memory://, stomp:// and aiostomp:// (real ActiveMQ).
+
+Whatever the layers above rely on is asserted here once, so a transport cannot drift from the
+others.  Each test uses its own destinations, so tests never see each other's messages on the
+shared broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from cucmconn.errors import TransportError
+from cucmconn.transport import Message, Transport, open_transport
+
+KINDS = [
+    "memory",
+    pytest.param("stomp", marks=pytest.mark.activemq),
+    pytest.param("aiostomp", marks=pytest.mark.activemq),
+]
+WAIT = 10.0  # upper bound for a delivery; never a speed assertion
+
+Factory = Callable[..., Awaitable[Transport]]
+
+
+@pytest.fixture(params=KINDS)
+async def make(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
+    """Connected transports of one kind, all closed after the test."""
+    kind: str = request.param
+    if kind == "memory":
+        url = "memory://conformance"
+    else:
+        broker = request.getfixturevalue("activemq")
+        url = broker.stomp_url if kind == "stomp" else broker.aiostomp_url
+    opened: list[Transport] = []
+
+    async def factory(**options: Any) -> Transport:
+        transport = open_transport(url, **options)
+        await transport.connect()
+        opened.append(transport)
+        return transport
+
+    yield factory
+    for transport in opened:
+        await transport.close()
+
+
+def _name() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+async def _until(predicate: Callable[[], bool], what: str) -> None:
+    """Wait (bounded) until ``predicate()`` holds; fail saying ``what`` never happened."""
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def _quiet() -> None:
+    """Give a broker time to deliver anything it wrongly would (for absence checks)."""
+    await asyncio.sleep(0.3)
+
+
+async def test_connect_and_close_are_idempotent(make: Factory) -> None:
+    transport = await make()
+    assert transport.connected
+    await transport.connect()
+    assert transport.connected
+    await transport.close()
+    assert not transport.connected
+    await transport.close()
+    assert not transport.connected
+    with pytest.raises(TransportError):
+        await transport.send("/queue/closed", "x")
+
+
+@pytest.mark.parametrize("dest_kind", ["queue", "topic"])
+async def test_every_header_arrives_as_sent(make: Factory, dest_kind: str) -> None:
+    producer, consumer = await make(), await make()
+    destination = f"/{dest_kind}/conf-{_name()}"
+    got: list[Message] = []
+    await consumer.subscribe(destination, got.append)
+    before = int(time.time() * 1000)
+    await producer.send(
+        destination,
+        "Login#1001",
+        jms_type="Login#1001",
+        correlation_id="corr-42",
+        reply_to="/topic/reply-here",
+        ttl=60.0,
+        headers={"x-trace": "t-1"},
+    )
+    after = int(time.time() * 1000)
+    await _until(lambda: len(got) == 1, "the message")
+    message = got[0]
+    assert message.destination == destination
+    assert message.body == b"Login#1001"
+    assert message.jms_type == "Login#1001"
+    assert message.correlation_id == "corr-42"
+    assert message.reply_to == "/topic/reply-here"
+    assert message.expires is not None
+    assert before + 60_000 <= message.expires <= after + 60_000
+    assert message.headers.get("x-trace") == "t-1"
+    assert message.message_id
+
+
+@pytest.mark.parametrize(
+    "text", ["Grüße aus Köln", "通話 中", "emoji 😀 and clef 𝄞", "a,b#c|d", "x" * 20_000]
+)
+async def test_text_bodies_round_trip_both_ways(make: Factory, text: str) -> None:
+    a, b = await make(), await make()
+    to_b, to_a = f"/queue/conf-{_name()}", f"/topic/conf-{_name()}"
+    got_a: list[Message] = []
+    got_b: list[Message] = []
+    await b.subscribe(to_b, got_b.append)
+    await a.subscribe(to_a, got_a.append)
+    await a.send(to_b, text, headers={"x-note": "čaj ☕ 𝄞"})
+    await b.send(to_a, text[::-1])
+    await _until(lambda: len(got_a) == len(got_b) == 1, "both messages")
+    assert got_b[0].text() == text
+    assert got_b[0].headers.get("x-note") == "čaj ☕ 𝄞"
+    assert got_a[0].text() == text[::-1]
+
+
+async def test_text_is_sent_as_a_jms_text_message(make: Factory, request: Any) -> None:
+    """No content-length on SEND: ActiveMQ then delivers a TextMessage, which it marks by
+    omitting content-length on the MESSAGE frame (a BytesMessage carries one)."""
+    producer, consumer = await make(), await make()
+    destination = f"/queue/conf-{_name()}"
+    got: list[Message] = []
+    await consumer.subscribe(destination, got.append)
+    await producer.send(destination, "Hello#crm-1")
+    await _until(lambda: len(got) == 1, "the message")
+    assert "content-length" not in got[0].headers
+
+
+async def test_competing_consumers_share_a_queue(make: Factory) -> None:
+    producer, one, two = await make(), await make(), await make()
+    destination = f"/queue/conf-{_name()}"
+    got_one: list[bytes] = []
+    got_two: list[bytes] = []
+    await one.subscribe(destination, lambda m: got_one.append(m.body), prefetch=1)
+    await two.subscribe(destination, lambda m: got_two.append(m.body), prefetch=1)
+    sent = [str(i).encode() for i in range(40)]
+    for body in sent:
+        await producer.send(destination, body.decode())
+    await _until(lambda: len(got_one) + len(got_two) == len(sent), "all 40 messages")
+    await _quiet()
+    assert sorted(got_one + got_two, key=int) == sent  # each exactly once
+    assert got_one and got_two  # both consumers took part
+
+
+async def test_topic_fans_out_to_every_subscriber(make: Factory) -> None:
+    producer, one, two = await make(), await make(), await make()
+    destination = f"/topic/conf-{_name()}"
+    got_one: list[bytes] = []
+    got_two: list[bytes] = []
+    await one.subscribe(destination, lambda m: got_one.append(m.body))
+    await two.subscribe(destination, lambda m: got_two.append(m.body))
+    sent = [f"event-{i}".encode() for i in range(20)]
+    for body in sent:
+        await producer.send(destination, body.decode())
+    await _until(lambda: len(got_one) == len(got_two) == len(sent), "20 messages on each")
+    assert got_one == sent
+    assert got_two == sent
+
+
+async def test_expired_message_is_not_delivered(make: Factory) -> None:
+    producer, consumer = await make(), await make()
+    destination = f"/queue/conf-{_name()}"
+    await producer.send(destination, "stale", ttl=0.2)
+    await producer.send(destination, "no ttl")
+    await asyncio.sleep(0.5)  # the first one's TTL elapses before anyone subscribes
+    await producer.send(destination, "fresh", ttl=60)
+    got: list[bytes] = []
+    await consumer.subscribe(destination, lambda m: got.append(m.body))
+    await _until(lambda: len(got) == 2, "the two live messages")
+    await _quiet()
+    assert got == [b"no ttl", b"fresh"]
+
+
+async def test_unsubscribed_handler_gets_nothing_more(make: Factory) -> None:
+    producer, consumer = await make(), await make()
+    destination = f"/topic/conf-{_name()}"
+    dropped: list[bytes] = []
+    kept: list[bytes] = []
+    sub_id = await consumer.subscribe(destination, lambda m: dropped.append(m.body))
+    await consumer.subscribe(destination, lambda m: kept.append(m.body))
+    await producer.send(destination, "both")
+    await _until(lambda: len(dropped) == len(kept) == 1, "the first message on both")
+    await consumer.unsubscribe(sub_id)
+    await consumer.unsubscribe(sub_id)  # unknown id: no error
+    await producer.send(destination, "only kept")
+    await _until(lambda: len(kept) == 2, "the second message")
+    await _quiet()
+    assert dropped == [b"both"]
+    assert kept == [b"both", b"only kept"]
+
+
+async def test_handler_exception_does_not_stop_delivery(make: Factory) -> None:
+    producer, consumer = await make(), await make()
+    destination = f"/queue/conf-{_name()}"
+    got: list[bytes] = []
+
+    def handler(message: Message) -> None:
+        got.append(message.body)
+        if message.body == b"boom":
+            raise RuntimeError("handler bug")
+
+    await consumer.subscribe(destination, handler)
+    for body in ("one", "boom", "boom", "two"):
+        await producer.send(destination, body)
+    await _until(lambda: len(got) == 4, "all four messages")
+    assert got == [b"one", b"boom", b"boom", b"two"]
+    assert consumer.connected
+    stats = getattr(consumer, "stats", None)
+    if callable(stats):  # memory counts on its broker instead
+        assert stats()["handler_errors"] == 2
+
+
+async def test_display_url_and_repr_hide_credentials(make: Factory, request: Any) -> None:
+    transport = await make()
+    url = transport.display_url
+    for kind in ("stomp", "aiostomp"):
+        secret_url = url.replace(f"{kind}://", f"{kind}://user:s3cret-pw@", 1)
+        if secret_url == url:
+            continue
+        hidden = open_transport(secret_url)
+        assert "s3cret-pw" not in hidden.display_url
+        assert "s3cret-pw" not in repr(hidden)
+        assert "user" not in hidden.display_url
+    assert "s3cret-pw" not in repr(transport)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.kinds.append("lost")
+
+    def connection_restored(self) -> None:
+        self.kinds.append("restored")
+
+
+@pytest.mark.activemq
+@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+async def test_broker_restart_is_survived_and_reported(fresh_activemq: Any, kind: str) -> None:
+    url = fresh_activemq.stomp_url if kind == "stomp" else fresh_activemq.aiostomp_url
+    transport = open_transport(url, heartbeat=1000)
+    recorder = _Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    try:
+        destination = f"/queue/conf-{_name()}"
+        got: list[bytes] = []
+        await transport.subscribe(destination, lambda m: got.append(m.body))
+        await asyncio.to_thread(fresh_activemq.restart)
+        await _until(lambda: recorder.kinds == ["lost", "restored"], "lost, then restored")
+        assert transport.connected
+        await transport.send(destination, "after restart")
+        await _until(lambda: got == [b"after restart"], "delivery on the re-issued subscription")
+        assert transport.stats()["reconnects"] == 1  # type: ignore[attr-defined]
+    finally:
+        await transport.close()
+
+
+@pytest.mark.activemq
+async def test_aiostomp_left_alone_would_send_a_bytes_message(activemq: Any) -> None:
+    """The control for the adapter's fix: aiostomp's default SEND carries content-length,
+    and ActiveMQ then delivers a BytesMessage (a MESSAGE frame with content-length)."""
+    from aiostomp import AioStomp
+
+    consumer = open_transport(activemq.stomp_url)
+    await consumer.connect()
+    raw = AioStomp(activemq.host, activemq.stomp_port, heartbeat=False)
+    try:
+        await raw.connect()
+        destination = f"/queue/conf-{_name()}"
+        got: list[Message] = []
+        await consumer.subscribe(destination, got.append)
+        raw.send(destination, "Hello#crm-1")  # aiostomp's default: send_content_length=True
+        await _until(lambda: len(got) == 1, "the message")
+        assert got[0].headers.get("content-length") == str(len("Hello#crm-1"))
+    finally:
+        raw.close()
+        await consumer.close()

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from tests.fakeconnector import FakeConnector
 
-from cucmconn import AgentSession, Client
+from cucmconn import AgentSession, Client, decode_event
 from cucmconn.transport.memory import MemoryBroker, MemoryTransport
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
@@ -145,3 +145,74 @@ def test_idle_session_memory(benchmark: Any) -> None:
     )
     assert created <= SESSION_BUDGET
     assert logged_in <= SESSION_BUDGET
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+def test_sequential_roundtrip(benchmark: Any, loop_name: str) -> None:
+    """One agent, one command at a time: the round trip without queueing behind a burst."""
+    benchmark.group = "client-sequential-roundtrip"
+    rig = Rig(loop_name, 1)
+    agent = rig.agents[0]
+    count = 2000
+
+    async def sequence() -> None:
+        for _ in range(count):
+            await agent.get_state()
+
+    try:
+        benchmark.pedantic(lambda: rig.loop.run_until_complete(sequence()), rounds=3, iterations=1)
+        stats = rig.client.stats()
+    finally:
+        rig.close()
+    benchmark.extra_info.update(p50_ms=stats.latency_p50_ms, p99_ms=stats.latency_p99_ms)
+    print(
+        f"\n[{loop_name:7}] sequential: p50 {stats.latency_p50_ms * 1000:.0f} us, "
+        f"p99 {stats.latency_p99_ms * 1000:.0f} us per command ({count} per round)"
+    )
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+def test_sequential_raw_baseline(benchmark: Any, loop_name: str) -> None:
+    """The floor for the row above: a bare id -> future dict over the same transport and fake,
+    with none of the client's guarantees (no deadline, no FIFO, no bound, no state)."""
+    benchmark.group = "client-sequential-roundtrip"
+    MemoryBroker.reset()
+    loop = LOOPS[loop_name]()
+    fake = FakeConnector(MemoryTransport(), record=False)
+    transport = MemoryTransport()
+    waiting: dict[str, asyncio.Future[Any]] = {}
+    count = 2000
+
+    def on_message(message: Any) -> None:
+        future = waiting.pop(message.correlation_id, None)
+        if future is not None:
+            future.set_result(decode_event(message.body))
+
+    async def setup() -> None:
+        await fake.start()
+        await transport.connect()
+        await transport.subscribe("/topic/raw", on_message)
+
+    async def sequence() -> None:
+        running = asyncio.get_running_loop()
+        for i in range(count):
+            cid = f"raw-{i}"
+            future = waiting[cid] = running.create_future()
+            await transport.send(
+                "/queue/Connector1",
+                "",
+                jms_type="GetState#1",
+                correlation_id=cid,
+                reply_to="/topic/raw",
+                ttl=30.0,
+            )
+            await future
+
+    loop.run_until_complete(setup())
+    try:
+        benchmark.pedantic(lambda: loop.run_until_complete(sequence()), rounds=3, iterations=1)
+    finally:
+        loop.run_until_complete(transport.close())
+        loop.run_until_complete(fake.stop())
+        loop.close()
+    assert not waiting

@@ -155,6 +155,7 @@ def _start_local(base: Path, *, ssl: bool = False, **options: Any) -> LocalActiv
         stomp_port=stomp,
         openwire_port=openwire,
         stomp_ssl_port=stomp_ssl if ssl else None,
+        die_with_parent=True,
         **options,
     )
     broker.start()

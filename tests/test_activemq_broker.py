@@ -6,18 +6,29 @@ so these tests depend on nothing but the broker itself.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import socket
 import ssl
 import stat
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from cucmconn.broker import LocalActiveMQ, LocalBrokerError, free_ports, main
-from tests.activemq import BrokerHandle, SecureBrokerHandle, _require_activemq
+from tests.activemq import (
+    BrokerHandle,
+    SecureBrokerHandle,
+    _external_handle,
+    _require_activemq,
+    _unavailable,
+)
 
 AMQ = "{http://activemq.apache.org/schema/core}"
 
@@ -215,3 +226,101 @@ def test_secure_broker_serves_stomp_over_tls(secure_activemq: SecureBrokerHandle
     url = secure_activemq.url()
     assert url.startswith("stomp+ssl://cucmconn:") and "cafile=" in url
     assert secure_activemq.url(ssl=False, credentials=False) == secure_activemq.stomp_url
+
+
+async def test_native_transport_over_tls_with_credentials(
+    secure_activemq: SecureBrokerHandle,
+) -> None:
+    """Our stomp+ssl:// URL form (credentials, cafile) against a broker that demands both."""
+    from cucmconn.errors import TransportError
+    from cucmconn.transport import Message, open_transport
+
+    transport = open_transport(secure_activemq.url(), reconnect=False)
+    await transport.connect()
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    try:
+        await transport.subscribe("/topic/tls-check", inbox.put_nowait)
+        await transport.send("/topic/tls-check", "System#IN_SERVICE", correlation_id="c-tls")
+        message = await asyncio.wait_for(inbox.get(), 10)
+        assert (message.body, message.correlation_id) == (b"System#IN_SERVICE", "c-tls")
+        assert secure_activemq.passcode not in transport.display_url
+    finally:
+        await transport.close()
+
+    anonymous = open_transport(secure_activemq.url(credentials=False), reconnect=False)
+    with pytest.raises(TransportError) as info:
+        await anonymous.connect()
+    await anonymous.close()
+    assert secure_activemq.passcode not in str(info.value)
+
+
+# -- fixture policy -----------------------------------------------------------------------
+
+
+def test_missing_broker_skips_locally_but_fails_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no java"):
+        _unavailable("no java")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cannot run on CI: no java"):
+        _unavailable("no java")
+
+
+def test_external_broker_handle_has_no_process_control(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUCMCONN_TEST_STOMP_URL", "stomp://10.1.2.3:61613")
+    monkeypatch.delenv("CUCMCONN_TEST_OPENWIRE_URL", raising=False)
+    handle = _external_handle()
+    assert handle is not None and not handle.controllable
+    assert handle.openwire_url == "tcp://10.1.2.3:61616" and handle.openwire_port == 61616
+    assert handle.aiostomp_url == "aiostomp://10.1.2.3:61613"
+    with pytest.raises(pytest.skip.Exception, match="external broker"):
+        handle.kill()
+    monkeypatch.delenv("CUCMCONN_TEST_STOMP_URL")
+    assert _external_handle() is None
+
+
+def test_broker_dies_with_the_test_process(tmp_path: Path) -> None:
+    """A killed pytest must not leave a JVM behind: the kernel signals the broker."""
+    _require_activemq()
+    stomp, openwire = free_ports(2)
+    script = (
+        "import os, sys\n"
+        "from cucmconn.broker import LocalActiveMQ\n"
+        f"b = LocalActiveMQ({str(tmp_path)!r}, stomp_port={stomp}, openwire_port={openwire},"
+        " die_with_parent=True)\n"
+        "b.start()\n"
+        "print(b.pid, flush=True)\n"
+        "os._exit(0)\n"  # like a SIGKILLed test run: no fixture teardown
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr
+    orphan = LocalActiveMQ(tmp_path)
+    deadline = time.monotonic() + 30
+    while orphan.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not orphan.running, f"broker pid {done.stdout.strip()} outlived its parent"
+    orphan.stop()
+
+
+def test_cli_foreground_stops_the_broker_on_sigterm(tmp_path: Path) -> None:
+    _require_activemq()
+    stomp, openwire = free_ports(2)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "cucmconn.broker", "start", "--foreground", "--dir", str(tmp_path),
+         "--stomp-port", str(stomp), "--openwire-port", str(openwire)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert cli.stdout is not None and "running" in cli.stdout.readline()
+        broker = LocalActiveMQ.from_state(tmp_path)
+        assert broker.running
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(60) == 0
+        assert not broker.running
+        assert "is shutdown" in broker.log_path.read_text()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        LocalActiveMQ.from_state(tmp_path).stop()

@@ -24,6 +24,7 @@ from cucmconn import (
     SlowConsumer,
     SystemStatus,
 )
+from cucmconn.client.slots import Slots
 from cucmconn.client.stats import LatencyHistogram
 from cucmconn.transport.memory import MemoryTransport
 from tests.fakeconnector import NOW, FakeCommand, FakeConnector, Reply
@@ -156,6 +157,10 @@ async def test_transfer_and_conference_bodies(fake: FakeConnector, client: Clien
     await agent.blind_transfer("300", "9")
     consult = await agent.consult("400", "10")
     assert isinstance(consult, DialogState) and consult.state == "INITIATED"
+    await until(lambda: "10" in agent.calls)
+    assert agent.calls["10"].state == "HELD"
+    assert consult.connection_id is not None
+    assert agent.calls[consult.connection_id].other_party == "400"
     assert [c.args for c in fake.commands("TransferCall")] == [("7",), ("200", "7")]
     assert [c.args for c in fake.commands("Conferencecall")] == [("8",), ("200", "8")]
     assert fake.commands("Transfer_sst")[0].args == ("300", "9")
@@ -583,3 +588,64 @@ async def test_fake_records_commands(fake: FakeConnector) -> None:
         with pytest.raises(CommandError):
             await client.send("MakeReady", "1")
     assert isinstance(fake.commands("MakeReady")[0], FakeCommand)
+
+
+async def test_injecting_destination_and_bad_options_refused() -> None:
+    with pytest.raises(ValueError):
+        Client("memory://", client_destination="crm#1")
+    with pytest.raises(ValueError):
+        Client("memory://", ttl=0)
+    with pytest.raises(ValueError):
+        Client("memory://", overflow="block")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Client()
+
+
+async def test_remove_agent_ends_its_streams(fake: FakeConnector, client: Client) -> None:
+    agent = client.agent("1")
+    stream = agent.events()
+    client.remove_agent("1")
+    assert "1" not in client.agents
+    assert [item async for item in stream] == []
+    assert client.agent("1") is not agent
+
+
+async def test_slots_fifo_and_cancelled_waiter() -> None:
+    slots = Slots(1)
+    order: list[int] = []
+    await slots.acquire()
+
+    async def take(i: int) -> None:
+        async with slots:
+            order.append(i)
+
+    tasks = [asyncio.create_task(take(i)) for i in range(4)]
+    await asyncio.sleep(0)
+    tasks[1].cancel()
+    slots.release()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == [0, 2, 3]
+    assert slots.waiting == 0
+    await asyncio.wait_for(slots.acquire(), 1.0)  # the slot came back
+
+
+async def test_no_call_data_in_logs_above_debug(
+    fake: FakeConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cucmconn")
+    fake.script["HoldCall"] = lambda c: [Reply(f"{c.target}#Error#CF_INVALID_OBJECT_STATE")]
+    fake.hold.add("RetrieveCall")
+    async with make_client() as client:
+        agent = client.agent("42031")
+        await agent.login()
+        await agent.make_call("5550199")
+        with pytest.raises(CommandError):
+            await agent.hold("8675309")
+        with pytest.raises(CommandTimeout):
+            await agent.retrieve("8675309", ttl=0.1)
+        await fake.push(TOPIC, "5550199-not-an-event")
+        await until(lambda: client.stats().malformed == 1)
+    loud = " ".join(r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG)
+    assert loud  # something was logged above DEBUG (connect, timeout)
+    assert "5550199" not in loud and "8675309" not in loud
+    assert any("5550199" in r.getMessage() for r in caplog.records)  # bodies only at DEBUG

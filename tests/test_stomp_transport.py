@@ -128,7 +128,9 @@ def test_connect_frame_offers_1_2_host_credentials_and_heartbeat() -> None:
 def test_connected_negotiates_and_opens_the_session() -> None:
     session = StompSession(host="h", heartbeat=1000)
     session.connect_frame()
-    (event,) = session.receive_data(b"CONNECTED\nversion:1.2\nserver:AMQ\nheart-beat:0,3000\n\n\x00")
+    (event,) = session.receive_data(
+        b"CONNECTED\nversion:1.2\nserver:AMQ\nheart-beat:0,3000\n\n\x00"
+    )
     assert event == Connected("1.2", "AMQ", 3000, 0)
     assert session.state is SessionState.OPEN
     assert (session.send_interval, session.recv_interval) == (3000, 0)
@@ -224,6 +226,17 @@ def test_incoming_frames_become_events() -> None:
     assert failure == BrokerFailure("Illegal destination", "java.lang.Exception: x", "r-7")
 
 
+def test_a_refused_subscribe_is_forgotten() -> None:
+    session = _connected_session()
+    kept, kept_receipt, _ = session.subscribe("/topic/ok", "h", 10)
+    _, refused_receipt, _ = session.subscribe("/queue/forbidden", "h", 10)
+    session.receive_data(f"RECEIPT\nreceipt-id:{kept_receipt}\n\n\x00".encode())
+    session.receive_data(
+        f"ERROR\nmessage:Not authorized\nreceipt-id:{refused_receipt}\n\n\x00".encode()
+    )
+    assert list(session.subscriptions) == [kept.sub_id]
+
+
 def test_backoff_grows_is_capped_and_jittered() -> None:
     fixed = Backoff(0.1, 1.0, jitter=0.5, random_fn=lambda: 1.0)  # maximal jitter
     delays = [fixed.next() for _ in range(8)]
@@ -261,12 +274,25 @@ def test_options_from_url_and_kwargs_are_typed_and_checked() -> None:
 
 
 class ScriptedBroker:
-    """A minimal STOMP peer on 127.0.0.1: records frames; answers CONNECT as told."""
+    """A minimal STOMP peer on 127.0.0.1: records frames, answers CONNECT with ``on_connect``
+    and other frames with ``on_frame`` (default: a RECEIPT when one is asked for)."""
 
-    def __init__(self, on_connect: Callable[[Frame], bytes | None]) -> None:
+    def __init__(
+        self,
+        on_connect: Callable[[Frame], bytes | None],
+        on_frame: Callable[[Frame], bytes | None] | None = None,
+    ) -> None:
         self.on_connect = on_connect
+        self.on_frame = on_frame or self.receipt
         self.frames: list[Frame] = []
+        self.connections = 0
         self.server: asyncio.Server | None = None
+
+    @staticmethod
+    def receipt(frame: Frame) -> bytes | None:
+        if "receipt" not in frame.headers:
+            return None
+        return f"RECEIPT\nreceipt-id:{frame.headers['receipt']}\n\n\x00".encode()
 
     async def start(self) -> ScriptedBroker:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -282,22 +308,24 @@ class ScriptedBroker:
             self.server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         parser = FrameParser()
         with contextlib.suppress(OSError):
             while data := await reader.read(65536):
                 for frame in parser.feed(data):
                     self.frames.append(frame)
-                    if frame.command == "CONNECT":
-                        reply = self.on_connect(frame)
-                        if reply is not None:
-                            writer.write(reply)
-                    elif "receipt" in frame.headers:
-                        writer.write(f"RECEIPT\nreceipt-id:{frame.headers['receipt']}\n\n\x00".encode())
+                    script = self.on_connect if frame.command == "CONNECT" else self.on_frame
+                    reply = script(frame)
+                    if reply is not None:
+                        writer.write(reply)
         writer.close()
 
 
+CONNECTED = b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00"
+
+
 async def test_connect_send_and_close_on_the_wire(closing: list[Any]) -> None:
-    broker = await ScriptedBroker(lambda f: b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00").start()
+    broker = await ScriptedBroker(lambda f: CONNECTED).start()
     closing.append(broker)
     url = broker.url.replace("stomp://", "stomp://agent:pw%40x@")
     transport = open_transport(url, heartbeat=0)
@@ -332,12 +360,106 @@ async def test_error_frame_on_connect_is_a_broker_error_without_the_passcode(
     assert not transport.connected
 
 
+async def test_error_frame_mid_session_fails_the_request_and_reconnects(
+    closing: list[Any],
+) -> None:
+    def refuse_forbidden(frame: Frame) -> bytes | None:
+        if frame.headers.get("destination") == "/queue/forbidden":
+            receipt = frame.headers["receipt"]
+            return f"ERROR\nmessage:Not authorized\nreceipt-id:{receipt}\n\n\x00".encode()
+        return ScriptedBroker.receipt(frame)
+
+    broker = await ScriptedBroker(lambda f: CONNECTED, refuse_forbidden).start()
+    closing.append(broker)
+    transport = open_transport(broker.url, heartbeat=0, initial_backoff=0.01)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    await transport.subscribe("/queue/allowed", lambda m: None)
+    with pytest.raises(BrokerError, match="Not authorized"):
+        await transport.subscribe("/queue/forbidden", lambda m: None)
+    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect after ERROR")
+    assert isinstance(recorder.events[0][1], BrokerError)
+    assert broker.connections == 2
+    resubscribed = [f.headers["destination"] for f in broker.frames if f.command == "SUBSCRIBE"]
+    assert resubscribed == ["/queue/allowed", "/queue/forbidden", "/queue/allowed"]
+
+
+async def test_garbage_from_the_broker_drops_the_link_not_the_client(closing: list[Any]) -> None:
+    def garbage_after_send(frame: Frame) -> bytes | None:
+        return b"not stomp at all\n\n\x00" if frame.command == "SEND" else None
+
+    broker = await ScriptedBroker(lambda f: CONNECTED, garbage_after_send).start()
+    closing.append(broker)
+    transport = open_transport(broker.url, heartbeat=0, initial_backoff=0.01)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    await transport.send("/queue/q", "x")
+    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect after garbage")
+    assert isinstance(recorder.events[0][1], ProtocolError)
+
+
+async def test_close_stops_reconnecting(closing: list[Any]) -> None:
+    broker = await ScriptedBroker(lambda f: CONNECTED).start()
+    closing.append(broker)
+    proxy = await FaultProxy("127.0.0.1", int(broker.url.rsplit(":", 1)[1])).start()
+    closing.append(proxy)
+    transport = open_transport(proxy.url(), heartbeat=0, initial_backoff=0.01, max_backoff=0.05)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    proxy.cut(refuse=True)
+    await _until(lambda: recorder.kinds == ["lost"], "the loss")
+    await asyncio.sleep(0.2)  # a few refused attempts
+    await transport.close()
+    attempts = broker.connections
+    proxy.heal()
+    await asyncio.sleep(0.3)
+    assert broker.connections == attempts  # nobody came back after close()
+    assert not transport.connected
+    assert recorder.kinds == ["lost"]
+
+
+async def test_handler_errors_are_counted_and_logged_once_per_kind(
+    closing: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    delivered = b"".join(
+        f"MESSAGE\nsubscription:sub-1\ndestination:/topic/t\nmessage-id:{i}\n\n{i}\x00".encode()
+        for i in range(6)
+    )
+
+    def deliver_on_subscribe(frame: Frame) -> bytes | None:
+        reply = ScriptedBroker.receipt(frame) or b""
+        return reply + delivered if frame.command == "SUBSCRIBE" else reply or None
+
+    broker = await ScriptedBroker(lambda f: CONNECTED, deliver_on_subscribe).start()
+    closing.append(broker)
+    transport = open_transport(broker.url, heartbeat=0)
+    closing.append(transport)
+    await transport.connect()
+    seen: list[bytes] = []
+
+    def handler(message: Message) -> None:
+        seen.append(message.body)
+        raise (KeyError if int(message.body) % 2 else ValueError)("bug")
+
+    await transport.subscribe("/topic/t", handler)
+    await _until(lambda: len(seen) == 6, "all six messages despite the errors")
+    assert transport.connected
+    assert transport.stats()["handler_errors"] == 6  # type: ignore[attr-defined]
+    logged = [r for r in caplog.records if "handler for /topic/t raised" in r.getMessage()]
+    assert len(logged) == 2  # one ValueError, one KeyError
+
+
 async def test_silent_broker_is_a_connect_timeout(closing: list[Any]) -> None:
     broker = await ScriptedBroker(lambda f: None).start()
     closing.append(broker)
     transport = open_transport(broker.url, connect_timeout=0.3)
     closing.append(transport)
-    with pytest.raises(TransportError, match="no CONNECTED within 0.3s"):
+    with pytest.raises(TransportError, match=r"no CONNECTED within 0\.3s"):
         await transport.connect()
 
 
@@ -352,7 +474,9 @@ async def test_nothing_listening_is_a_transport_error() -> None:
 
 
 @pytest.mark.activemq
-async def test_wrong_credentials_are_a_broker_error(secure_activemq: Any, closing: list[Any]) -> None:
+async def test_wrong_credentials_are_a_broker_error(
+    secure_activemq: Any, closing: list[Any]
+) -> None:
     url = secure_activemq.url(ssl=False, credentials=False)
     transport = open_transport(url, login=secure_activemq.login, passcode="wrong-pass-xyz")
     closing.append(transport)
@@ -527,9 +651,13 @@ async def test_stalled_broker_blocks_senders_within_the_buffer_bound(
 
     senders = [asyncio.create_task(sender()) for _ in range(3)]
     await _until(lambda: transport.stats()["sender_waits"] >= 3, "senders to block")
-    sent = transport.stats()["messages_out"]
-    await asyncio.sleep(0.3)  # blocked senders stay blocked
-    assert transport.stats()["messages_out"] == sent
+    # The kernel's buffers may still take a little; wait until no send completes for a while.
+    deadline = time.monotonic() + WAIT
+    sent = -1
+    while sent != transport.stats()["messages_out"]:
+        assert time.monotonic() < deadline, "senders never settled: nothing pushes back"
+        sent = transport.stats()["messages_out"]
+        await asyncio.sleep(0.3)
     assert not any(task.done() for task in senders)
     # Our two buffers together never exceed the transport's limit, one tick's frames aside.
     assert transport.buffered_bytes <= 2 * limit + 3 * frame_size

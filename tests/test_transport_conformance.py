@@ -112,7 +112,9 @@ async def test_every_header_arrives_as_sent(make: Factory, dest_kind: str) -> No
 
 
 @pytest.mark.parametrize(
-    "text", ["Grüße aus Köln", "通話 中", "emoji 😀 and clef 𝄞", "a,b#c|d", "x" * 20_000]
+    "text",
+    ["Grüße aus Köln", "通話 中", "emoji 😀 and clef 𝄞", "a,b#c|d", "x" * 20_000],
+    ids=["latin1", "cjk", "non-bmp", "separators", "20k"],
 )
 async def test_text_bodies_round_trip_both_ways(make: Factory, text: str) -> None:
     a, b = await make(), await make()

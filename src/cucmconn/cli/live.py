@@ -49,6 +49,7 @@ class LiveView:
         self._started = time.monotonic()
         self._last = (self._started, 0)
         self._rate = 0.0
+        self._ended: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._live: Live | None = None
 
@@ -77,6 +78,16 @@ class LiveView:
     def start_traffic(self) -> None:
         self.phase = "traffic"
         self._started = time.monotonic()
+        self._ended = None
+
+    def end_traffic(self, phase: str) -> None:
+        self.phase = phase
+        self._ended = time.monotonic()
+
+    def _elapsed(self) -> float:
+        if self.phase == "connecting" or self.phase == "logging in":
+            return 0.0
+        return (self._ended or time.monotonic()) - self._started
 
     async def _refresh(self, every: float) -> None:
         while True:
@@ -113,7 +124,7 @@ class LiveView:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
-        elapsed = time.monotonic() - self._started if self.phase == "traffic" else 0.0
+        elapsed = self._elapsed()
         bar = ProgressBar(total=self.duration, completed=min(elapsed, self.duration), width=40)
         table.add_row("time", _Row(bar, f" {elapsed:4.1f} / {self.duration:.0f} s"))
         for name, value in self._fields().items():

@@ -270,7 +270,7 @@ async def _drive(
         view.start_traffic()
         if not stop.is_set():
             await traffic.run(make_pairs(ready), cycle, duration=opts.duration, stop=stop)
-        view.phase = "logging out"
+        view.end_traffic("logging out")
         await traffic.logout_all(ready)
     if events is not None:
         events.stop()

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from ..errors import ConnectorError
+from ..errors import ConnectionLost, ConnectorError, ServiceUnavailable
 from .report import Tally
 
 __all__ = [
@@ -41,6 +41,7 @@ ENDINGS = ("release", "blind", "transfer", "conference")
 """How an inbound call ends, in the order of the default mix (weights 4:1:2:1)."""
 DEFAULT_MIX: Mapping[str, int] = {"release": 4, "blind": 1, "transfer": 2, "conference": 1}
 _RING_POLL = 0.005
+_OUTAGE_PAUSE = 0.25
 
 
 class Agent(Protocol):
@@ -223,8 +224,13 @@ class Traffic:
         self.in_progress += 1
         try:
             await body()
-        except ConnectorError:
+        except ConnectorError as exc:
             self.tally.calls_failed += 1
+            if isinstance(exc, ServiceUnavailable | ConnectionLost):
+                # Nothing can work until the connector or the link is back; such commands fail
+                # without awaiting anything, so without a pause this loop would starve the loop.
+                await asyncio.sleep(_OUTAGE_PAUSE)
+                return
             await self._clean_up(agents)
         else:
             self.tally.calls_completed += 1

@@ -96,7 +96,21 @@ class _Listener:
 
 
 class Client:
-    """A connection to the CUCM Connector through a broker; use ``async with``."""
+    """A connection to the CUCM Connector through a broker; use ``async with``.
+
+    ``url`` (or a ready ``transport``) names the broker; ``client_destination`` is the topic the
+    connector answers on (unique per client instance; generated when omitted).  ``ttl`` is every
+    command's deadline and JMS expiry; ``connect_timeout`` the Hello period (and a Beat's
+    deadline); ``handshake_timeout`` bounds ``connect()``; ``keepalive`` the Beat period.
+    ``max_in_flight`` bounds commands awaiting answers (later ones queue in order); each agent
+    has at most one.  ``agent_buffer`` / ``client_buffer`` bound each stream and ``overflow``
+    says what a full stream does: ``"drop_oldest"`` (counted in ``stats().dropped_events``) or
+    ``"raise"`` (the reader gets SlowConsumer).  ``wait_for_service`` makes commands wait (up to
+    their TTL) for IN_SERVICE instead of failing fast.  ``correlate_fallback`` matches events
+    without a correlation id by agent and expected event type (a mapping replaces the table;
+    False routes them to streams only).  ``on_resync(client)`` runs after a reconnect once every
+    logged-in agent was re-read with GetState.
+    """
 
     def __init__(
         self,
@@ -225,6 +239,8 @@ class Client:
         """The session for ``extension`` (the same object every time)."""
         session = self._agents.get(extension)
         if session is None:
+            if not isinstance(extension, str):
+                raise TypeError(f"extension must be str, not {type(extension).__name__}")
             encode_command("GetState", extension)  # refuse an injecting extension now
             session = self._agents[extension] = AgentSession(self, extension)
         return session
@@ -399,7 +415,7 @@ class Client:
             self._table.abandon(entry)
             raise
         except (TransportError, OSError) as exc:
-            self._table.abandon(entry)
+            self._table.abandon(entry, cancelled=False)
             self._stats.connection_lost += 1
             raise ConnectionLost(f"{entry.command}#{entry.target}: send failed: {exc}") from exc
         self._stats.sent += 1
@@ -452,10 +468,11 @@ class Client:
                     await self._probe("Hello", self.connect_timeout)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._service_up.wait(), self.connect_timeout)
-            except ConnectionLost:
-                continue  # the listener flips _link_up; wait for the restore above
             except ConnectorError as exc:
-                log.warning("keep-alive: %s", exc)
+                # A lost link is waited out above; anything else must not spin: pause a step.
+                if self._link_up:
+                    log.warning("keep-alive: %s", exc)
+                    await asyncio.sleep(self.connect_timeout)
 
     async def _keepalive_step(self) -> None:
         try:
@@ -474,11 +491,11 @@ class Client:
                 "no answer to Beat within %g s: treating the connector as out of service",
                 self.connect_timeout,
             )
-            self._set_service(False)
+            self._set_service(False, "Beat unanswered")
         except ConnectionLost:
             pass
 
-    def _set_service(self, up: bool) -> None:
+    def _set_service(self, up: bool, why: str = "the connector said so") -> None:
         if up == self._in_service:
             return
         self._in_service = up
@@ -489,14 +506,14 @@ class Client:
         else:
             self._service_up.clear()
             self._service_down.set()
-            log.warning("connector OUT_OF_SERVICE (%s)", self.destination)
+            log.warning("connector out of service for %s: %s", self.destination, why)
 
     # -- transport link -------------------------------------------------------------------------
 
     def _on_connection_lost(self, exc: BaseException | None) -> None:
         self._link_up = False
         self._link_event.clear()
-        self._set_service(False)
+        self._set_service(False, "link lost; Hello again once it is back")
         failed = self._table.fail_all(
             lambda e: ConnectionLost(
                 f"{e.command}#{e.target}: connection lost while in flight; "
@@ -564,7 +581,7 @@ class Client:
         if isinstance(event, SystemStatus):
             if not event.in_service:
                 self._saw_out_of_service = True
-            self._set_service(event.in_service)
+            self._set_service(event.in_service, f"System#{event.status}")
         if correlation_id:
             self._table.deliver(correlation_id, event)
         else:

@@ -180,11 +180,12 @@ class PendingTable:
         if not entry.future.done():
             entry.future.set_exception(exc)
 
-    def abandon(self, entry: Pending) -> None:
-        """The caller stopped waiting (cancelled): forget it so its reply reaches no one."""
+    def abandon(self, entry: Pending, *, cancelled: bool = True) -> None:
+        """The caller stopped waiting (or the send failed): forget it; its reply reaches no one."""
         if entry.correlation_id in self._by_id:
             self._remove(entry, failed=True)
-            self._stats.cancelled += 1
+            if cancelled:
+                self._stats.cancelled += 1
 
     def fail_all(self, make_exc: Callable[[Pending], BaseException]) -> int:
         entries = list(self._by_id.values())

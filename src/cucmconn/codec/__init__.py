@@ -9,6 +9,8 @@ reads a clock or starts a task.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from types import ModuleType
 
 from . import _pyevents, _pystomp
 from .commands import COMMANDS, encode_command
@@ -35,6 +37,7 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "Frame",
+    "FrameError",
     "FrameParser",
     "InboundCall",
     "SystemStatus",
@@ -42,6 +45,7 @@ __all__ = [
     "UnknownEvent",
     "codec_backend",
     "decode_event",
+    "decode_message",
     "encode_command",
     "encode_event",
     "encode_frame",
@@ -54,8 +58,8 @@ def extensions_disabled() -> bool:
     return os.environ.get("CUCMCONN_NO_EXTENSIONS", "") not in ("", "0")
 
 
-_events = _pyevents
-_stomp = _pystomp
+_events: ModuleType = _pyevents
+_stomp: ModuleType = _pystomp
 _backend = "python"
 if not extensions_disabled():
     try:
@@ -72,12 +76,16 @@ def codec_backend() -> str:
 
 
 # --- events (owner: event codec) ---
-decode_event = _events.decode_event
-encode_event = _events.encode_event
+decode_event: Callable[[bytes | bytearray | memoryview | str], Event] = _events.decode_event
+encode_event: Callable[..., str] = _events.encode_event
 
 # --- STOMP frames (owner: frame codec) ---
 Frame = _pystomp.Frame
-FrameParser = _stomp.FrameParser
-encode_frame = _stomp.encode_frame
+# Typed as the twin's class: the compiled one has the same API (see _cstomp.pyi).
+FrameParser: type[_pystomp.FrameParser] = _stomp.FrameParser
+encode_frame: Callable[..., bytes] = _stomp.encode_frame
 FrameError = _pystomp.FrameError  # a ProtocolError; .frames = good frames before the bad one
-decode_message = _stomp.decode_message  # MESSAGE frame bytes -> (correlation id, Event)
+# MESSAGE frame bytes -> (correlation id, Event), in one pass
+decode_message: Callable[[bytes | bytearray | memoryview], tuple[str | None, Event]] = (
+    _stomp.decode_message
+)

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from aiostomp import AioStomp
+from aiostomp.aiostomp import AioStomp, StompProtocol, StompReader
 from aiostomp.errors import ExceededRetryCount, StompError
 
 from ..errors import BrokerError, ConnectionLost, TransportError
@@ -66,13 +66,55 @@ class _Stats:
     sender_waits: int = 0
 
 
-class _Client(AioStomp):  # type: ignore[misc]  # aiostomp ships no type information
+class _Protocol(StompProtocol):  # type: ignore[misc]  # aiostomp ships no type information
+    """StompProtocol whose readers are handed to the adapter the moment they are built.
+
+    Patching the reader after ``create_connection`` returns races with a fast broker: its
+    CONNECTED can be dispatched before the patch.  This repeats aiostomp 1.7's ``connect``.
+    """
+
+    def __init__(self, adapter: AiostompTransport, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._adapter = adapter
+
+    async def connect(self, username: str | None = None, password: str | None = None) -> None:
+        def make_reader() -> StompReader:
+            reader = StompReader(
+                self._handler,
+                username=username,
+                password=password,
+                client_id=self.client_id,
+                loop=self._loop,
+                heartbeat=self._heartbeat,
+                stats=self._stats,
+            )
+            self._adapter._on_link(reader)
+            return reader
+
+        transport, reader = await self._loop.create_connection(
+            make_reader, host=self.host, port=self.port, ssl=self.ssl_context
+        )
+        self._transport = transport
+        self._protocol = reader
+
+
+class _Client(AioStomp):  # type: ignore[misc]
     """AioStomp with its loss and reconnect events routed to the adapter."""
 
     def __init__(self, adapter: AiostompTransport, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._adapter = adapter
         self.reconnect_task: asyncio.Future[None] | None = None
+        self._protocol = _Protocol(
+            adapter,
+            self,
+            kwargs["host"],
+            kwargs["port"],
+            heartbeat=self._heartbeat,
+            ssl_context=kwargs.get("ssl_context"),
+            stats=self._stats,
+            loop=self._loop,
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Replaces AioStomp's so the reconnect task is kept (and cancellable by close()).
@@ -81,11 +123,6 @@ class _Client(AioStomp):  # type: ignore[misc]  # aiostomp ships no type informa
         if self._closed or self._is_retrying:
             return
         self.reconnect_task = asyncio.ensure_future(self._reconnect())
-
-    def _resubscribe_queues(self) -> None:
-        # Called by AioStomp after every successful TCP connect, before CONNECTED arrives.
-        self._adapter._on_link(self._protocol._protocol)
-        super()._resubscribe_queues()
 
 
 class AiostompTransport:
@@ -121,6 +158,7 @@ class AiostompTransport:
         self._listener: TransportListener | None = None
         self._stats = _Stats()
         self._logged_kinds: set[type[BaseException]] = set()
+        self._closing = False
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -144,6 +182,7 @@ class AiostompTransport:
     async def connect(self) -> None:
         if self._up:
             return
+        self._closing = False
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
         hb = self.heartbeat
@@ -180,6 +219,7 @@ class AiostompTransport:
         client = self._client
         if client is None:
             return
+        self._closing = True
         if self._up and self._reader is not None:
             receipt = f"close-{next(self._receipt_ids)}"
             with contextlib.suppress(TransportError, TimeoutError, Exception):
@@ -324,6 +364,11 @@ class AiostompTransport:
         original = reader.handlers_map["CONNECTED"]
 
         async def on_connected(frame: Any) -> None:
+            # aiostomp would start a heart-beat task on a link closed meanwhile (its close()
+            # keeps ``_transport``), which then fails on uvloop: ignore a late CONNECTED.
+            transport = reader._transport
+            if self._closing or transport is None or transport.is_closing():
+                return
             await original(frame)
             self._on_connected()
 
@@ -352,7 +397,7 @@ class AiostompTransport:
         for waiter in self._receipts.values():
             if not waiter.done():
                 waiter.set_exception(lost)
-        if self._client is not None and self._client._closed:
+        if self._closing:
             return
         self._was_lost = True
         self._stats.disconnects += 1
@@ -381,6 +426,7 @@ class AiostompTransport:
 
     async def _shutdown(self) -> None:
         client, self._client = self._client, None
+        self._closing = True
         self._up = False
         if client is None:
             return

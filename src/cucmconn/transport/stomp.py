@@ -287,7 +287,12 @@ class StompTransport:
             persistent=persistent,
             headers=headers,
         )
-        await self._wait_writable()
+        link = self._link
+        # Fast path without a coroutine call: connected, socket not paused, buffer not full.
+        if link is None or link.paused or self._out_bytes >= self.options.send_buffer_limit:
+            await self._wait_writable()
+        elif not self._connected:
+            self._require_connected()
         self._write(frame)
         self._stats.messages_out += 1
 

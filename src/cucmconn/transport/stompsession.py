@@ -144,6 +144,8 @@ class StompSession:
         self._parser = FrameParser(max_frame_size=max_frame_size)
         self._sub_ids = itertools.count(1)
         self._receipt_ids = itertools.count(1)
+        # SUBSCRIBE receipts not yet answered: an ERROR naming one means "refused, forget it".
+        self._pending_subscribes: dict[str, str] = {}
 
     def __repr__(self) -> str:  # credentials deliberately absent
         subs = len(self.subscriptions)
@@ -158,6 +160,7 @@ class StompSession:
     def new_connection(self) -> None:
         """Forget the old link's partial input and negotiated state; keep subscriptions."""
         self._parser = FrameParser(max_frame_size=self.max_frame_size)
+        self._pending_subscribes.clear()  # re-issued without receipts on the next link
         self.state = SessionState.IDLE
         self.send_interval = self.recv_interval = 0
 
@@ -227,6 +230,7 @@ class StompSession:
         sub = Subscription(f"sub-{next(self._sub_ids)}", destination, prefetch, handler)
         self.subscriptions[sub.sub_id] = sub
         receipt = self.next_receipt()
+        self._pending_subscribes[receipt] = sub.sub_id
         return sub, receipt, self._subscribe_frame(sub, receipt)
 
     def unsubscribe(self, sub_id: str) -> tuple[str, bytes] | None:
@@ -277,11 +281,18 @@ class StompSession:
                 message = Message(headers.get("destination", sub.destination), frame.body, headers)
                 events.append(Delivery(sub, message))
             elif command == "RECEIPT":
-                events.append(Receipt(frame.headers.get("receipt-id", "")))
+                receipt_id = frame.headers.get("receipt-id", "")
+                self._pending_subscribes.pop(receipt_id, None)
+                events.append(Receipt(receipt_id))
             elif command == "CONNECTED":
                 events.append(self._on_connected(frame.headers))
             elif command == "ERROR":
-                events.append(self._on_error(frame.headers, frame.body))
+                failure = self._on_error(frame.headers, frame.body)
+                if failure.receipt_id is not None:  # a refused SUBSCRIBE is not re-issued
+                    refused = self._pending_subscribes.pop(failure.receipt_id, None)
+                    if refused is not None:
+                        self.subscriptions.pop(refused, None)
+                events.append(failure)
             else:
                 raise ProtocolError(f"unexpected {command} frame from the broker")
         return events

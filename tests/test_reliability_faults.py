@@ -1,0 +1,267 @@
+"""Faults under load, against a real ActiveMQ: every command ends, and the counts add up.
+
+Each test drives many agents with the soak script's ``LoadDriver`` (paced GetState, one
+command in flight per agent), breaks something for real (SIGKILL of the broker, the connector
+going away, OUT_OF_SERVICE flapping, a TCP proxy that half-opens, stalls or cuts the link), lets
+it recover, and checks the client's promises:
+
+* ``sent == answered + errors + timeouts + lost + unavailable`` exactly, nothing unexpected;
+* no command is left pending (``stats().in_flight == 0``) and every worker finished;
+* after recovery the client said Hello again, resynchronised its agents and commands succeed.
+
+The connector peer is the scripted fake (``tests/fakeconnector.py``) on its own transport to the
+same broker.  Each test prints a ``FIGURE`` line (run with ``-s``) quoted in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from cucmconn import Client, ConnectionLost
+from cucmconn.transport import open_transport
+from scripts.soak import LoadDriver, Tally
+from tests.activemq import BrokerHandle
+from tests.fakeconnector import FakeConnector
+from tests.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.activemq
+
+AGENTS = [str(61_000 + i) for i in range(20)]
+RATE = 300.0  # commands/s in total
+
+
+async def until(predicate: Callable[[], bool], limit: float = 30.0, what: str = "") -> float:
+    """Wait for a condition (a bound, not a speed assertion); returns the seconds it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > limit:
+            raise AssertionError(f"not reached within {limit:g} s: {what}")
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+@pytest.fixture
+def names() -> tuple[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return f"Rel-{tag}", f"rel-{tag}"
+
+
+async def start_fake(url: str, queue: str) -> FakeConnector:
+    return await FakeConnector(open_transport(url, max_backoff=0.5), queue=f"/queue/{queue}").start()
+
+
+@pytest.fixture
+async def fake(activemq: BrokerHandle, names: tuple[str, str]) -> AsyncIterator[FakeConnector]:
+    connector = await start_fake(activemq.stomp_url, names[0])
+    yield connector
+    await connector.stop()
+
+
+def make_client(url: str, names: tuple[str, str], **options: Any) -> Client:
+    options.setdefault("ttl", 2.0)
+    options.setdefault("connect_timeout", 0.3)
+    options.setdefault("handshake_timeout", 20.0)
+    options.setdefault("keepalive", 0.5)
+    options.setdefault("transport_options", {"max_backoff": 0.5, "heartbeat": 1000})
+    return Client(url, queue=names[0], client_destination=names[1], **options)
+
+
+async def check_accounting(tally: Tally, client: Client) -> None:
+    assert tally.unexpected == 0, tally.line()
+    assert tally.balanced, tally.line()
+    # The application's commands have all ended (the workers returned); the client's own
+    # Hello/Beat probes end by their short TTL, so the table must drain within it.
+    await until(lambda: client.stats().in_flight == 0, 5 * client.connect_timeout, "empty table")
+
+
+async def load_phase(driver: LoadDriver, seconds: float) -> Tally:
+    """Let the load run for ``seconds``; returns a snapshot of the tally at its end."""
+    await asyncio.sleep(seconds)
+    return driver.tally.copy()
+
+
+# -- broker SIGKILL ---------------------------------------------------------------------------
+
+
+async def test_broker_sigkill_under_load_every_command_accounted(
+    fresh_activemq: BrokerHandle, names: tuple[str, str]
+) -> None:
+    url = fresh_activemq.stomp_url
+    fake = await start_fake(url, names[0])
+    resyncs: list[float] = []
+    client = make_client(url, names, on_resync=lambda c: resyncs.append(time.monotonic()))
+    try:
+        async with client:
+            driver = LoadDriver(client, AGENTS, RATE)
+            assert (await driver.login_all()).answered == len(AGENTS)
+            driver.start()
+            before = await load_phase(driver, 1.5)
+            hellos = len(fake.commands("Hello"))
+            await asyncio.to_thread(fresh_activemq.kill)
+            await until(lambda: not client.connected, 10, "the client to see the loss")
+            await asyncio.sleep(0.5)  # a real outage: load keeps coming while the broker is gone
+            restarted = time.monotonic()
+            await asyncio.to_thread(fresh_activemq.start)
+            await until(lambda: bool(resyncs) and client.in_service, 60, "resync")
+            recovered = resyncs[0] - restarted
+            at_recovery = driver.tally.copy()
+            after = await load_phase(driver, 1.5)
+            await driver.stop()
+            tally = driver.tally
+            await check_accounting(tally, client)
+            assert before.answered > 0
+            assert tally.lost > 0, "the kill hit no command in flight: the test proved nothing"
+            assert after.answered - at_recovery.answered > 0, "no command succeeded after recovery"
+            assert len(fake.commands("Hello")) > hellos, "no Hello after the reconnect"
+            resynced = {c.target for c in fake.commands("GetState")}
+            assert resynced >= set(AGENTS)
+            stats = client.stats()
+            assert stats.reconnects == 1
+            print(
+                f"\nFIGURE sigkill: {tally.line()}; resynced {recovered:.2f} s after the broker "
+                f"process was started again; 0 pending; client.stats: sent {stats.sent}, "
+                f"late {stats.late}, reconnects {stats.reconnects}"
+            )
+    finally:
+        await fake.stop()
+
+
+# -- the connector goes away and comes back -----------------------------------------------------
+
+
+async def test_connector_restart_under_load(activemq: BrokerHandle, names: tuple[str, str]) -> None:
+    fake = await start_fake(activemq.stomp_url, names[0])
+    client = make_client(activemq.stomp_url, names)
+    async with client:
+        driver = LoadDriver(client, AGENTS, RATE)
+        assert (await driver.login_all()).answered == len(AGENTS)
+        driver.start()
+        await load_phase(driver, 1.0)
+        await fake.stop()  # the connector process dies: commands sit unanswered
+        await until(lambda: not client.in_service, 10, "the missed Beat to take it out of service")
+        down = driver.tally.copy()
+        await asyncio.sleep(client.ttl + 0.5)  # longer than a TTL: queued commands expire
+        fake = await start_fake(activemq.stomp_url, names[0])
+        back = await until(lambda: client.in_service, 20, "Hello to find the new connector")
+        at_recovery = driver.tally.copy()
+        await load_phase(driver, 1.0)
+        await driver.stop()
+        await fake.stop()
+        tally = driver.tally
+        await check_accounting(tally, client)
+        assert tally.timeouts > 0, "the connector's death timed nothing out: it proved nothing"
+        assert tally.unavailable > down.unavailable, "commands during the outage must fail fast"
+        assert tally.answered > at_recovery.answered, "no command succeeded after recovery"
+        print(f"\nFIGURE connector-restart: {tally.line()}; back in service {back:.2f} s after")
+
+
+async def test_out_of_service_flapping_under_load(
+    activemq: BrokerHandle, fake: FakeConnector, names: tuple[str, str]
+) -> None:
+    client = make_client(activemq.stomp_url, names)
+    topic = f"/topic/{names[1]}"
+    async with client:
+        driver = LoadDriver(client, AGENTS, RATE)
+        assert (await driver.login_all()).answered == len(AGENTS)
+        driver.start()
+        flips = 0
+        for _ in range(8):
+            await asyncio.sleep(0.25)
+            fake.in_service = False
+            await fake.push(topic, "System#OUT_OF_SERVICE")
+            for ext in AGENTS[:3]:
+                await fake.push(topic, f"{ext}#Terminal#CiscoTermOutOfServiceEv")
+            await until(lambda: not client.in_service, 10, "OUT_OF_SERVICE to be seen")
+            await asyncio.sleep(0.25)
+            fake.in_service = True
+            await fake.push(topic, "System#IN_SERVICE")
+            await until(lambda: client.in_service, 10, "IN_SERVICE to be seen")
+            flips += 1
+        at_end = driver.tally.copy()
+        await load_phase(driver, 0.5)
+        await driver.stop()
+        tally = driver.tally
+        await check_accounting(tally, client)
+        assert tally.unavailable > 0
+        assert tally.timeouts == 0 and tally.lost == 0
+        assert tally.answered > at_end.answered, "no command succeeded after the last flap"
+        print(f"\nFIGURE flapping ({flips} outages): {tally.line()}")
+
+
+# -- a TCP proxy that misbehaves between client and broker ----------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["half_open", "stall", "cut"])
+async def test_link_faults_under_load(
+    activemq: BrokerHandle, fake: FakeConnector, names: tuple[str, str], fault: str
+) -> None:
+    proxy = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    resyncs: list[float] = []
+    client = make_client(
+        proxy.url(),
+        names,
+        on_resync=lambda c: resyncs.append(time.monotonic()),
+        transport_options={"max_backoff": 0.5, "heartbeat": 300, "connect_timeout": 1.0},
+    )
+    try:
+        async with client:
+            driver = LoadDriver(client, AGENTS, RATE)
+            assert (await driver.login_all()).answered == len(AGENTS)
+            driver.start()
+            await load_phase(driver, 1.0)
+            broken = time.monotonic()
+            if fault == "cut":
+                proxy.cut(refuse=True)
+            else:
+                getattr(proxy, fault)()  # half_open() / stall(): sockets stay open
+            noticed = await until(lambda: not client.connected, 10, "the link to be declared dead")
+            lost_at_notice = driver.tally.lost
+            proxy.heal()
+            await until(lambda: bool(resyncs) and client.in_service, 30, "reconnect and resync")
+            healed = resyncs[0] - broken
+            at_recovery = driver.tally.copy()
+            await load_phase(driver, 1.0)
+            await driver.stop()
+            tally = driver.tally
+            await check_accounting(tally, client)
+            assert lost_at_notice > 0, "commands in flight must fail at once, not by TTL"
+            assert tally.answered > at_recovery.answered
+            if fault != "cut":
+                # Only the read watchdog can notice a silent link: 2 beats of 300 ms, +slack.
+                assert noticed < client.ttl, "noticed by the command TTL, not the watchdog"
+            print(
+                f"\nFIGURE {fault}: {tally.line()}; link declared dead after {noticed:.2f} s, "
+                f"resynced {healed:.2f} s after the fault"
+            )
+    finally:
+        await proxy.close()
+
+
+async def test_in_flight_command_fails_with_connection_lost_not_timeout(
+    activemq: BrokerHandle, fake: FakeConnector, names: tuple[str, str]
+) -> None:
+    """A command whose answer is cut off ends with ConnectionLost, once, and is never re-sent."""
+    proxy = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    client = make_client(proxy.url(), names, ttl=10.0)
+    try:
+        async with client:
+            agent = client.agent(AGENTS[0])
+            await agent.login()
+            fake.hold.add("MakeCall")
+            task = asyncio.create_task(agent.make_call(AGENTS[1]))
+            await until(lambda: len(fake.held) == 1, 10, "the command to reach the connector")
+            proxy.cut()
+            with pytest.raises(ConnectionLost, match="not re-sent"):
+                await asyncio.wait_for(task, 5.0)  # well inside the 10 s TTL
+            await until(lambda: client.in_service, 30, "reconnect")
+            await asyncio.sleep(0.5)
+            assert len(fake.commands("MakeCall")) == 1
+    finally:
+        await proxy.close()

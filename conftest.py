@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from cucmconn import codec
 
-pytest_plugins = ["tests.activemq"] if (Path(__file__).parent / "tests/activemq.py").exists() else []
+pytest_plugins = ["tests.activemq"]
 
 
 def _loop_factories() -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:

@@ -202,6 +202,8 @@ def _consume(kind: str, broker: BrokerHandle, queue: str, count: int) -> None:
 
 
 def _record(benchmark: Any, group: str, kind: str, count: int, cpu: CpuSplit) -> None:
+    if benchmark.stats is None:  # --benchmark-disable: a smoke run, nothing to report
+        return
     rate = count / benchmark.stats.stats.median  # median: a shared machine has noisy rounds
     _RESULTS[(group, kind)] = rate
     rounds = max(1, cpu.calls)  # warm-up rounds included: CPU is averaged per call

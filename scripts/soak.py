@@ -184,7 +184,11 @@ class LoadDriver:
     async def _agent(self, ext: str, period: float, offset: float) -> None:
         loop = asyncio.get_running_loop()
         agent = self.client.agent(ext)
-        other = self.extensions[(self.extensions.index(ext) + 1) % len(self.extensions)]
+        index = self.extensions.index(ext)
+        # Calls go from each even-indexed agent to its odd partner, which never calls: no two
+        # agents ever call each other at once (that would be a legitimate INVALID_PARTY).
+        partner = index + 1 if index % 2 == 0 and index + 1 < len(self.extensions) else None
+        other = self.extensions[partner] if partner is not None else None
         due = loop.time() + offset
         turn = 0
         while not self._stop.is_set():
@@ -195,7 +199,7 @@ class LoadDriver:
                 if self._stop.is_set():
                     return
             turn += 1
-            if self.calls and turn % 4 == 0:
+            if self.calls and other is not None and turn % 4 == 0:
                 dialog = await counted(self.tally, agent.make_call(other))
                 cid = getattr(dialog, "connection_id", None)
                 if cid:
@@ -262,16 +266,19 @@ class RssSampler:
 
 
 @contextlib.asynccontextmanager
-async def connector(url: str, queue: str) -> AsyncIterator[str]:
-    """A connector consuming ``queue`` in this process; yields which implementation it is."""
+async def connector(url: str, queue: str, extensions: list[str]) -> AsyncIterator[str]:
+    """A connector consuming ``queue`` in this process; yields which implementation it is.
+
+    The emulator when this cucmconn has one, else the scripted fake from the test suite.
+    """
     from cucmconn.transport import open_transport
 
     try:
-        from cucmconn import Emulator  # type: ignore[attr-defined]
+        from cucmconn import Emulator
     except ImportError:
-        Emulator = None  # noqa: N806
+        Emulator = None  # type: ignore[assignment,misc]  # noqa: N806
     if Emulator is not None:
-        emulator = Emulator(url, queue=queue)
+        emulator = Emulator(url, queue=queue, extensions=f"{extensions[0]}-{extensions[-1]}")
         await emulator.start()
         try:
             yield "emulator"
@@ -352,7 +359,7 @@ async def soak(
     tag = os.urandom(4).hex()
     queue, destination = f"Soak-{tag}", f"soak-{tag}"
     extensions = [str(50_000 + i) for i in range(agents)]
-    async with connector(url, queue) as which:
+    async with connector(url, queue, extensions) as which:
         client = Client(url, queue=queue, client_destination=destination, ttl=5.0)
         async with client:
             driver = LoadDriver(client, extensions, rate, calls=calls)

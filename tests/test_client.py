@@ -344,8 +344,13 @@ async def test_out_of_service_flips_fails_fast_and_hello_loop(
     assert len(fake.commands("GetState")) == sent  # failed fast, nothing sent
     hellos = len(fake.commands("Hello"))
     await until(lambda: len(fake.commands("Hello")) >= hellos + 2)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await client.wait_in_service()
     fake.in_service = True
-    await until(lambda: client.in_service)
+    async with asyncio.timeout(5.0):
+        await client.wait_in_service()
+    assert client.in_service
     assert isinstance(await client.agent("1").get_state(), AgentState)
 
 
@@ -443,6 +448,8 @@ async def test_close_fails_in_flight_and_ends_streams(fake: FakeConnector) -> No
     assert [item async for item in stream] == []
     with pytest.raises(ConnectionLost):
         await client.agent("1").get_state()
+    with pytest.raises(ConnectionLost):
+        await client.wait_in_service()
 
 
 # -- backpressure -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from cucmconn import (
     CommandTimeout,
     ConnectionLost,
     DialogState,
+    Emulator,
     EventsMayBeMissed,
     ServiceUnavailable,
 )
@@ -155,3 +156,24 @@ async def test_broker_restart_fails_in_flight_and_resyncs(
             assert any(isinstance(item, EventsMayBeMissed) for item in notices)
     finally:
         await fake.stop()
+
+
+async def test_emulator_call_flow_over_activemq(
+    activemq: BrokerHandle, names: tuple[str, str]
+) -> None:
+    async with (
+        Emulator(activemq.stomp_url, queue=names[0], extensions="1000-1099"),
+        client_for(activemq.stomp_url, names) as client,
+    ):
+        caller, callee = client.agent("1000"), client.agent("1001")
+        await asyncio.gather(caller.login(), callee.login())
+        dialog = await caller.make_call("1001")
+        assert isinstance(dialog, DialogState) and dialog.connection_id
+        cid = dialog.connection_id
+        await until(lambda: cid in callee.calls)
+        assert callee.calls[cid].other_party == "1000"
+        answered = await callee.answer(cid)
+        assert isinstance(answered, DialogState) and answered.state == "ACTIVE"
+        await caller.release(cid)
+        await until(lambda: not callee.calls and not caller.calls)
+        assert client.stats().timeouts == 0

@@ -73,8 +73,12 @@ async def test_headers_follow_activemq_mapping() -> None:
     got: list[Message] = []
     await b.subscribe("/queue/q", got.append)
     await a.send(
-        "/queue/q", "Zoë 😀", jms_type="MakeCall#1001", correlation_id="c-1",
-        reply_to="/topic/me", ttl=5.0,
+        "/queue/q",
+        "Zoë 😀",
+        jms_type="MakeCall#1001",
+        correlation_id="c-1",
+        reply_to="/topic/me",
+        ttl=5.0,
     )
     await _settle()
     (m,) = got

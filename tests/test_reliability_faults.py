@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from cucmconn import Client, ConnectionLost
+from cucmconn import Client, ConnectionLost, Emulator, TerminalStatus
 from cucmconn.transport import open_transport
 from scripts.soak import LoadDriver, Tally
 from tests.activemq import BrokerHandle
@@ -133,66 +133,101 @@ async def test_broker_sigkill_under_load_every_command_accounted(
         await fake.stop()
 
 
-# -- the connector goes away and comes back -----------------------------------------------------
+# -- the connector (the emulator) goes away, loses its state, flaps ---------------------------------
+
+EXTENSIONS = f"{AGENTS[0]}-{AGENTS[-1]}"
 
 
-async def test_connector_restart_under_load(activemq: BrokerHandle, names: tuple[str, str]) -> None:
-    fake = await start_fake(activemq.stomp_url, names[0])
+def start_emulator(url: str, queue: str) -> Emulator:
+    return Emulator(url, queue=queue, extensions=EXTENSIONS, max_backoff=0.5)
+
+
+@pytest.mark.parametrize("how", ["process", "state"])
+async def test_emulator_restart_under_load(
+    activemq: BrokerHandle, names: tuple[str, str], how: str
+) -> None:
+    """``process``: the connector dies and a new one starts after more than a TTL (queued
+    commands expire in the broker); ``state``: it restarts in place, forgetting agents and
+    the commands it had not executed.  Either way every command ends and is counted, and the
+    agents work again once the application logs them in again (the client shows them LOGOUT,
+    from GetState, but does not log them in by itself: that is the application's call)."""
+    emulator = start_emulator(activemq.stomp_url, names[0])
+    await emulator.start()
     client = make_client(activemq.stomp_url, names)
-    async with client:
-        driver = LoadDriver(client, AGENTS, RATE)
-        assert (await driver.login_all()).answered == len(AGENTS)
-        driver.start()
-        await load_phase(driver, 1.0)
-        await fake.stop()  # the connector process dies: commands sit unanswered
-        await until(lambda: not client.in_service, 10, "the missed Beat to take it out of service")
-        down = driver.tally.copy()
-        await asyncio.sleep(client.ttl + 0.5)  # longer than a TTL: queued commands expire
-        fake = await start_fake(activemq.stomp_url, names[0])
-        back = await until(lambda: client.in_service, 20, "Hello to find the new connector")
-        at_recovery = driver.tally.copy()
-        await load_phase(driver, 1.0)
-        await driver.stop()
-        await fake.stop()
-        tally = driver.tally
-        await check_accounting(tally, client)
-        assert tally.timeouts > 0, "the connector's death timed nothing out: it proved nothing"
-        assert tally.unavailable > down.unavailable, "commands during the outage must fail fast"
-        assert tally.answered > at_recovery.answered, "no command succeeded after recovery"
-        print(f"\nFIGURE connector-restart: {tally.line()}; back in service {back:.2f} s after")
+    try:
+        async with client:
+            driver = LoadDriver(client, AGENTS, RATE)
+            assert (await driver.login_all()).answered == len(AGENTS)
+            driver.start()
+            await load_phase(driver, 1.0)
+            before = driver.tally.copy()
+            if how == "process":
+                await emulator.stop()
+                await until(lambda: not client.in_service, 10, "the missed Beat")
+                await asyncio.sleep(client.ttl + 0.5)
+                emulator = start_emulator(activemq.stomp_url, names[0])
+                await emulator.start()
+                await until(lambda: client.in_service, 20, "Hello to find the new connector")
+            else:
+                emulator.restart()
+            await load_phase(driver, 0.5)
+            states = {client.agent(ext).state for ext in AGENTS}  # GetState told the truth
+            relogin = await driver.login_all()  # what an application does on CF_INVALID_OBJECT_STATE
+            at_recovery = driver.tally.copy()
+            await load_phase(driver, 1.0)
+            await driver.stop()
+            tally = driver.tally
+            await check_accounting(tally, client)
+            assert states == {"LOGOUT"}, f"agents still shown as {states} after the restart"
+            if how == "process":
+                assert tally.timeouts > before.timeouts, "the connector's death timed nothing out"
+            assert relogin.answered == len(AGENTS), relogin.line()
+            assert tally.answered > at_recovery.answered, "no command succeeded after re-login"
+            stats = emulator.stats()
+            assert stats.internal_errors == 0
+            print(
+                f"\nFIGURE emulator-restart [{how}]: {tally.line()}; emulator: "
+                f"lost in restart {stats.commands_lost_in_restart}, expired "
+                f"{stats.commands_expired}, errors sent {stats.errors_sent}"
+            )
+    finally:
+        await emulator.stop()
 
 
 async def test_out_of_service_flapping_under_load(
-    activemq: BrokerHandle, fake: FakeConnector, names: tuple[str, str]
+    activemq: BrokerHandle, names: tuple[str, str]
 ) -> None:
+    emulator = start_emulator(activemq.stomp_url, names[0])
     client = make_client(activemq.stomp_url, names)
-    topic = f"/topic/{names[1]}"
-    async with client:
+    terminal_events = 0
+    async with emulator, client:
+        stream = client.events()
         driver = LoadDriver(client, AGENTS, RATE)
         assert (await driver.login_all()).answered == len(AGENTS)
         driver.start()
-        flips = 0
-        for _ in range(8):
+        flaps = 8
+        for _ in range(flaps):
             await asyncio.sleep(0.25)
-            fake.in_service = False
-            await fake.push(topic, "System#OUT_OF_SERVICE")
-            for ext in AGENTS[:3]:
-                await fake.push(topic, f"{ext}#Terminal#CiscoTermOutOfServiceEv")
+            await emulator.set_in_service(False)
             await until(lambda: not client.in_service, 10, "OUT_OF_SERVICE to be seen")
             await asyncio.sleep(0.25)
-            fake.in_service = True
-            await fake.push(topic, "System#IN_SERVICE")
+            await emulator.set_in_service(True)
             await until(lambda: client.in_service, 10, "IN_SERVICE to be seen")
-            flips += 1
         at_end = driver.tally.copy()
         await load_phase(driver, 0.5)
         await driver.stop()
+        while (item := stream.get_nowait()) is not None:
+            terminal_events += isinstance(item, TerminalStatus)
         tally = driver.tally
         await check_accounting(tally, client)
         assert tally.unavailable > 0
-        assert tally.timeouts == 0 and tally.lost == 0
+        assert tally.timeouts == 0 and tally.lost == 0 and tally.errors == 0, tally.line()
         assert tally.answered > at_end.answered, "no command succeeded after the last flap"
-        print(f"\nFIGURE flapping ({flips} outages): {tally.line()}")
+        assert terminal_events >= 2 * flaps * len(AGENTS) * 0.5  # out/in per agent, most kept
+        print(
+            f"\nFIGURE flapping ({flaps} outages, emulator): {tally.line()}; "
+            f"{terminal_events} Terminal events seen"
+        )
 
 
 # -- a TCP proxy that misbehaves between client and broker ----------------------------------------

@@ -47,6 +47,11 @@ async def _until(predicate: Callable[[], bool], what: str, wait: float = WAIT) -
         await asyncio.sleep(0.01)
 
 
+def _stats(transport: Any) -> dict[str, int]:
+    assert isinstance(transport, StompTransport)
+    return transport.stats()
+
+
 def _name() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -264,6 +269,10 @@ def test_options_from_url_and_kwargs_are_typed_and_checked() -> None:
     assert transport.options.prefetch == 7
     assert transport.display_url == "failover:(stomp://a:1,stomp://b:2)"
     assert "pw" not in repr(transport)
+    in_query = open_transport("failover:(stomp://a:1)?login=agent&passcode=pw-9")
+    assert isinstance(in_query, StompTransport)
+    assert "pw-9" not in repr(in_query) + in_query.display_url
+    assert in_query._session.connect_frame().count(b"passcode:pw-9") == 1
     with pytest.raises(ValueError, match="unknown stomp transport option 'bogus'"):
         open_transport("stomp://a:1?bogus=1")
     with pytest.raises(ValueError, match="heartbeat"):
@@ -449,7 +458,7 @@ async def test_handler_errors_are_counted_and_logged_once_per_kind(
     await transport.subscribe("/topic/t", handler)
     await _until(lambda: len(seen) == 6, "all six messages despite the errors")
     assert transport.connected
-    assert transport.stats()["handler_errors"] == 6  # type: ignore[attr-defined]
+    assert _stats(transport)["handler_errors"] == 6
     logged = [r for r in caplog.records if "handler for /topic/t raised" in r.getMessage()]
     assert len(logged) == 2  # one ValueError, one KeyError
 
@@ -526,7 +535,7 @@ async def test_heartbeats_keep_an_idle_link_alive(activemq: Any, closing: list[A
     transport.set_listener(recorder)
     await transport.connect()
     await asyncio.sleep(2.4)
-    stats = transport.stats()
+    stats = _stats(transport)
     assert transport.connected
     assert recorder.events == []
     assert stats["disconnects"] == 0
@@ -565,7 +574,7 @@ async def test_half_open_link_is_detected_by_the_watchdog_and_reconnected(
     proxy.heal()
     await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect")
     assert transport.connected
-    assert transport.stats()["reconnects"] == 1
+    assert _stats(transport)["reconnects"] == 1
     await producer.send(destination, "after reconnect")  # the subscription was re-issued
     await _until(lambda: got == [b"after reconnect"], "delivery on the re-issued subscription")
 
@@ -590,7 +599,7 @@ async def test_broker_restart_reconnects_resubscribes_and_tells_the_listener(
     await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect", wait=60)
     await transport.send(destination, "after restart")
     await _until(lambda: got == [b"after restart"], "delivery on the re-issued subscription")
-    assert transport.stats()["reconnects"] == 1
+    assert _stats(transport)["reconnects"] == 1
 
 
 @pytest.mark.activemq
@@ -650,13 +659,13 @@ async def test_stalled_broker_blocks_senders_within_the_buffer_bound(
             await transport.send(destination, body)
 
     senders = [asyncio.create_task(sender()) for _ in range(3)]
-    await _until(lambda: transport.stats()["sender_waits"] >= 3, "senders to block")
+    await _until(lambda: _stats(transport)["sender_waits"] >= 3, "senders to block")
     # The kernel's buffers may still take a little; wait until no send completes for a while.
     deadline = time.monotonic() + WAIT
     sent = -1
-    while sent != transport.stats()["messages_out"]:
+    while sent != _stats(transport)["messages_out"]:
         assert time.monotonic() < deadline, "senders never settled: nothing pushes back"
-        sent = transport.stats()["messages_out"]
+        sent = _stats(transport)["messages_out"]
         await asyncio.sleep(0.3)
     assert not any(task.done() for task in senders)
     # Our two buffers together never exceed the transport's limit, one tick's frames aside.

@@ -11,11 +11,12 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote
 
 import pytest
 
-from cucmconn.errors import TransportError
+from cucmconn.errors import BrokerError, TransportError
 from cucmconn.transport import Message, Transport, open_transport
 
 KINDS = [
@@ -269,7 +270,7 @@ async def test_broker_restart_is_survived_and_reported(fresh_activemq: Any, kind
         assert transport.connected
         await transport.send(destination, "after restart")
         await _until(lambda: got == [b"after restart"], "delivery on the re-issued subscription")
-        assert transport.stats()["reconnects"] == 1  # type: ignore[attr-defined]
+        assert cast(Any, transport).stats()["reconnects"] == 1  # both real transports count
     finally:
         await transport.close()
 
@@ -294,3 +295,53 @@ async def test_aiostomp_left_alone_would_send_a_bytes_message(activemq: Any) -> 
     finally:
         raw.close()
         await consumer.close()
+
+
+@pytest.mark.activemq
+@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+async def test_tls_and_credentials(secure_activemq: Any, kind: str) -> None:
+    url = secure_activemq.url(ssl=True).replace("stomp", kind, 1)
+    transport = open_transport(url)
+    await transport.connect()
+    try:
+        got: list[Message] = []
+        destination = f"/queue/conf-{_name()}"
+        await transport.subscribe(destination, got.append)
+        await transport.send(destination, "over TLS")
+        await _until(lambda: len(got) == 1, "the message over TLS")
+        assert got[0].body == b"over TLS"
+        assert secure_activemq.passcode not in repr(transport) + transport.display_url
+    finally:
+        await transport.close()
+    wrong = url.replace(quote(secure_activemq.passcode, safe=""), "not-the-password")
+    refused = open_transport(wrong)
+    with pytest.raises(BrokerError) as caught:
+        await refused.connect()
+    assert "not-the-password" not in str(caught.value)
+    assert not refused.connected
+    await refused.close()
+
+
+@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+async def test_unreachable_broker_is_a_transport_error(kind: str) -> None:
+    from cucmconn.broker import free_ports
+
+    (port,) = free_ports(1)
+    transport = open_transport(f"{kind}://user:pw-123@127.0.0.1:{port}")
+    with pytest.raises(TransportError) as caught:
+        await transport.connect()
+    assert str(port) in str(caught.value)
+    assert "pw-123" not in str(caught.value)
+    assert not transport.connected
+    await transport.close()
+
+
+@pytest.mark.activemq
+@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+async def test_untrusted_certificate_is_a_clear_error(secure_activemq: Any, kind: str) -> None:
+    url = secure_activemq.url(ssl=True).split("?")[0].replace("stomp", kind, 1)  # no cafile
+    transport = open_transport(url)
+    with pytest.raises(TransportError, match="TLS handshake failed") as caught:
+        await transport.connect()
+    assert secure_activemq.passcode not in str(caught.value)
+    await transport.close()

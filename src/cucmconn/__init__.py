@@ -23,6 +23,7 @@ from .codec import (
     encode_command,
     encode_event,
 )
+from .emulator import Emulator
 from .errors import (
     BrokerError,
     CommandError,
@@ -51,6 +52,7 @@ __all__ = [
     "ConnectionLost",
     "ConnectorError",
     "DialogState",
+    "Emulator",
     "ErrorEvent",
     "ErrorInfo",
     "Event",

@@ -119,7 +119,7 @@ def _delegate(name: str, argv: Sequence[str]) -> int:
 
             return broker_main(list(argv))
         try:
-            from ..emulator import main as emulator_main  # type: ignore[attr-defined]
+            from ..emulator import main as emulator_main
         except ImportError as exc:
             stderr_console().print(f"[red]error:[/] the emulator is not available: {exc}")
             return EXIT_USAGE

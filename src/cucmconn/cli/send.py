@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import textwrap
 import time
 from typing import Any
 
@@ -28,12 +29,20 @@ __all__ = ["add_parser"]
 _DESCRIPTION = f"""\
 Send one command to the connector and print the event that answers it.
 
-COMMAND is one of: {", ".join(COMMANDS)} (case does not matter).
+COMMAND (case does not matter) is one of:
+{textwrap.fill(", ".join(COMMANDS), 90, initial_indent="  ", subsequent_indent="  ")}
 TARGET is the agent's extension (for Hello and Beat: a client destination; omit it to use this
 client's own). ARGS are the command's arguments, e.g.:
   cucmconn send MakeCall 1001 1002         (1001 calls 1002)
   cucmconn send AnswerCall 1002 16777217   (1002 answers connection 16777217)
   cucmconn send Login 1001                 (the destination defaults to this client's)
+The connector only takes an agent's commands from the destination that logged it in, so a
+session of sends shares one --destination (and a broker: on memory:// every invocation runs
+its own emulator, which forgets everything when it exits):
+  cucmconn broker start && cucmconn emulate --url stomp://127.0.0.1:61613 &
+  cucmconn send --url stomp://127.0.0.1:61613 --destination desk1 Login 1001
+  cucmconn send --url stomp://127.0.0.1:61613 --destination desk1 MakeCall 1001 1002
+  cucmconn watch --url stomp://127.0.0.1:61613 --destination desk1 --agent 1001
 Exit code 0 when answered, 1 on an error event (<target>#Error#<code>), a timeout, or
 OUT_OF_SERVICE; 2 when the broker or connector cannot be reached.
 With --json, stdout carries one JSON object: {{"ok", "command", "target", "latency_ms", "event"
@@ -185,8 +194,13 @@ def _report(
         console.print(f"[red]{head} failed:[/] {type(exc).__name__}: {exc}")
         if isinstance(exc, CommandError):
             console.print(f"  [dim]what to do: {exc.advice}[/]")
+            if exc.code.startswith(("PRIVILLEGE", "PREVILLEGE")):
+                console.print(
+                    "  [dim]hint: is the agent logged in from another destination? "
+                    "send with the same --destination that logged it in[/]"
+                )
         return
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     out.print(f"{head} answered in {result['latency_ms']:.1f} ms:")
     out.print(describe_event(answer))
     for event in more or ():

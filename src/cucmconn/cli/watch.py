@@ -165,7 +165,10 @@ async def _handle(args: argparse.Namespace) -> int:
     with StopSignal() as stop:
         done = stop.event
         printer = _Printer(
-            args.json, console if args.json else Console(highlight=False), args.max_events, done
+            args.json,
+            console if args.json else Console(highlight=False, soft_wrap=True),
+            args.max_events,
+            done,
         )
         if args.seconds is not None:
             asyncio.get_running_loop().call_later(args.seconds, done.set)

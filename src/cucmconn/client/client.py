@@ -235,6 +235,18 @@ class Client:
             self._stats.latency = LatencyHistogram()
         return snapshot
 
+    async def wait_in_service(self) -> None:
+        """Return once the connector is IN_SERVICE (bound it with ``asyncio.timeout``).
+
+        Raises ConnectionLost if the client is closed meanwhile.
+        """
+        while not self.in_service:
+            if self._closed:
+                raise ConnectionLost("client is closed")
+            await self._service_up.wait()
+            if not self._link_up and not self._closed:
+                await self._link_event.wait()
+
     def agent(self, extension: str) -> AgentSession:
         """The session for ``extension`` (the same object every time)."""
         session = self._agents.get(extension)
@@ -304,6 +316,9 @@ class Client:
             return
         self._closed = True
         self._link_up = False
+        self._in_service = False
+        self._service_up.set()  # wake every waiter: each sees _closed and gives up
+        self._link_event.set()
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()
@@ -387,7 +402,8 @@ class Client:
             self._stats.service_unavailable += 1
             raise ServiceUnavailable(f"{name}#{target}: connector is OUT_OF_SERVICE")
         try:
-            await asyncio.wait_for(self._service_up.wait(), ttl)
+            async with asyncio.timeout(ttl):
+                await self.wait_in_service()
         except TimeoutError:
             self._stats.service_unavailable += 1
             raise ServiceUnavailable(
@@ -458,7 +474,6 @@ class Client:
         """Beat every ``keepalive`` while in service; Hello every ``connect_timeout`` when not."""
         while True:
             if not self._link_up:
-                self._link_event.clear()
                 await self._link_event.wait()
                 continue
             try:

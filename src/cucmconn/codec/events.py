@@ -36,7 +36,7 @@ class SystemStatus(msgspec.Struct, frozen=True, gc=False):
 
 
 class TerminalStatus(msgspec.Struct, frozen=True, gc=False):
-    """A phone went in or out of service (``CiscoTermInServiceEv`` / ``CiscoTermOutOfServiceEv``)."""
+    """A phone went in or out of service: ``CiscoTermInServiceEv`` / ``CiscoTermOutOfServiceEv``."""
 
     agent_id: str | None
     status: str

@@ -84,7 +84,7 @@ class Directory:
         index = bisect.bisect_right(self._lows, value) - 1
         if index < 0:
             return False
-        low, high, width = self._ranges[index]
+        _, high, width = self._ranges[index]
         if value > high:
             return False
         return width == 0 or len(extension) == max(width, len(str(value)))

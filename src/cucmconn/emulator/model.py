@@ -576,8 +576,11 @@ class CucmModel:
         self._leave(call, party, emit)
         return emit.settle()
 
-    def abandon_ringing(self, older_than: float) -> list[Output]:
-        """Customers give up on calls that rang for more than ``older_than`` seconds."""
+    def abandon_ringing(self, older_than: float) -> tuple[int, list[Output]]:
+        """Callers give up on calls that rang for more than ``older_than`` seconds.
+
+        Returns how many calls were abandoned, and the events that caused.
+        """
         deadline = self._now() - older_than
         stale = [
             call.connection_id
@@ -590,7 +593,7 @@ class CucmModel:
             if call is not None:
                 caller = next(p for p in call.legs if p != call.ringing)
                 out.extend(self.hangup(cid, caller))
-        return out
+        return len(stale), out
 
     # -- outage --------------------------------------------------------------------------------
 
@@ -691,9 +694,7 @@ class CucmModel:
 
     def _new_call(self, caller: str, callee: str, consult_of: str | None = None) -> CallRecord:
         cid = str(next(self._cids))
-        call = CallRecord(
-            cid, {}, None, self._time(), self._now(), consult_of=consult_of
-        )
+        call = CallRecord(cid, {}, None, self._time(), self._now(), consult_of=consult_of)
         self._calls[cid] = call
         self._add_leg(call, caller, INITIATED)
         self._add_leg(call, callee, ALERTING)

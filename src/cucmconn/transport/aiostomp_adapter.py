@@ -25,6 +25,8 @@ Shortcomings that remain (use ``stomp://`` when they matter):
   TCP gives up (minutes);
 - no flow control: its protocol ignores ``pause_writing``; ``send`` here polls the socket's
   write buffer instead, a coarser bound;
+- it escapes CONNECT header values, so a passcode holding ``:`` or ``\\`` reaches the
+  broker mangled;
 - STOMP 1.1 only, one broker (no failover list), one task per received message, and the adapter
   reaches into private attributes, so it is pinned to aiostomp 1.7.
 """
@@ -35,6 +37,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -91,9 +94,13 @@ class _Protocol(StompProtocol):  # type: ignore[misc]  # aiostomp ships no type 
             self._adapter._on_link(reader)
             return reader
 
-        transport, reader = await self._loop.create_connection(
-            make_reader, host=self.host, port=self.port, ssl=self.ssl_context
-        )
+        try:
+            transport, reader = await self._loop.create_connection(
+                make_reader, host=self.host, port=self.port, ssl=self.ssl_context
+            )
+        except OSError as exc:  # AioStomp swallows it; keep it so connect() can say why
+            self._adapter._last_error = exc
+            raise
         self._transport = transport
         self._protocol = reader
 
@@ -159,6 +166,7 @@ class AiostompTransport:
         self._stats = _Stats()
         self._logged_kinds: set[type[BaseException]] = set()
         self._closing = False
+        self._last_error: OSError | None = None
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -202,7 +210,7 @@ class AiostompTransport:
             async with asyncio.timeout(self.connect_timeout):
                 await client.connect(username=self._login, password=self._passcode)
                 if not client._connected:
-                    raise TransportError(f"{self.display_url}: connection refused")
+                    raise TransportError(f"{self.display_url}: {self._describe_last_error()}")
                 await self._ready
         except BaseException as exc:
             await self._shutdown()
@@ -302,13 +310,20 @@ class AiostompTransport:
             return None
         if self._ssl is not None:
             return self._ssl
-        import ssl
-
         ctx = ssl.create_default_context(cafile=self._endpoint.options.get("cafile"))
         if self._endpoint.options.get("verify", "true").lower() not in _TRUE:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
+
+    def _describe_last_error(self) -> str:
+        exc = self._last_error
+        if exc is None:
+            return "connection failed"
+        if isinstance(exc, ssl.SSLError):
+            reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            return f"TLS handshake failed: {reason}"
+        return exc.strerror or str(exc)
 
     def _require_client(self) -> _Client:
         if not self._up or self._client is None:

@@ -46,7 +46,16 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _MAX_LOGGED_KINDS = 64
 # Read elsewhere (TLS set-up, parse_url) or ActiveMQ failover knobs with no meaning here.
 _URL_ONLY_OPTIONS = frozenset(
-    {"randomize", "priorityBackup", "cafile", "verify", "initialReconnectDelay", "timeout"}
+    {
+        "randomize",
+        "priorityBackup",
+        "cafile",
+        "verify",
+        "initialReconnectDelay",
+        "timeout",
+        "login",
+        "passcode",
+    }
 )
 
 
@@ -156,8 +165,9 @@ class StompTransport:
             k: v for k, v in parsed.options.items() if k not in _URL_ONLY_OPTIONS
         }
         self._ssl_option = options.pop("ssl", None)
-        login = options.pop("login", None)
-        passcode = options.pop("passcode", None)
+        # Credentials: kwargs, else the failover query, else the first endpoint's URL.
+        login = options.pop("login", None) or parsed.options.get("login")
+        passcode = options.pop("passcode", None) or parsed.options.get("passcode")
         merged.update(options)
         self.options = StompOptions.build(merged)
         first = parsed.endpoints[0]
@@ -182,7 +192,8 @@ class StompTransport:
         self._flush_scheduled = False
         self._tx_activity = False
         self._writable: asyncio.Event | None = None
-        self._timers: list[asyncio.TimerHandle] = []
+        self._beat_timer: asyncio.TimerHandle | None = None
+        self._watch_timer: asyncio.TimerHandle | None = None
         self._missed_beats = 0
         self._logged_kinds: set[type[BaseException]] = set()
         self._ssl_context: _ssl.SSLContext | None = None
@@ -340,6 +351,7 @@ class StompTransport:
         loop = asyncio.get_running_loop()
         timeout = self.options.connect_timeout
         ssl_ctx = self._ssl_for(endpoint)
+        self._stats.heartbeats_in += self._session.heartbeats_received  # before the reset
         self._session.new_connection()
         link: _Link | None = None
 
@@ -516,6 +528,9 @@ class StompTransport:
                 except TransportError as exc:
                     log.info("reconnect to %s failed: %s", endpoint, exc)
                     continue
+                except Exception:  # a bug must not end reconnecting silently
+                    log.exception("reconnect to %s failed unexpectedly", endpoint)
+                    continue
                 self._stats.reconnects += 1
                 self._reconnect_task = None
                 self._notify("connection_restored")
@@ -548,13 +563,19 @@ class StompTransport:
             self._writable.set()
 
     def _write(self, data: bytes) -> None:
-        """Coalesce writes made within one loop tick into one ``writelines``."""
-        self._out.append(data)
-        self._out_bytes += len(data)
+        """The first write of a loop tick goes out at once (a lone request pays no extra
+        latency); the rest of the tick's writes are coalesced into one ``writelines``."""
         self._tx_activity = True
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
+            link = self._link
+            if link is not None and link.transport is not None and not link.transport.is_closing():
+                link.transport.write(data)
+                self._stats.bytes_out += len(data)
+                return
+        self._out.append(data)
+        self._out_bytes += len(data)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -575,25 +596,19 @@ class StompTransport:
 
     def _start_timers(self, link: _Link, connected: Connected) -> None:
         self._stop_timers()
-        if connected.send_interval:
-            self._schedule(
-                connected.send_interval / 2000, self._beat, link, connected.send_interval / 2000
-            )
+        loop = asyncio.get_running_loop()
+        if connected.send_interval:  # half the agreed interval leaves room for a late tick
+            period = connected.send_interval / 2000
+            self._beat_timer = loop.call_later(period, self._beat, link, period)
         if connected.recv_interval:
-            self._schedule(
-                connected.recv_interval / 1000, self._watch, link, connected.recv_interval
-            )
-
-    def _schedule(self, delay: float, fn: Any, *args: Any) -> None:
-        handle = asyncio.get_running_loop().call_later(delay, fn, *args)
-        self._timers.append(handle)
-        if len(self._timers) > 8:  # fired handles: keep the list short
-            self._timers = [t for t in self._timers if not t.cancelled()][-4:]
+            interval = connected.recv_interval
+            self._watch_timer = loop.call_later(interval / 1000, self._watch, link, interval)
 
     def _stop_timers(self) -> None:
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
+        for handle in (self._beat_timer, self._watch_timer):
+            if handle is not None:
+                handle.cancel()
+        self._beat_timer = self._watch_timer = None
 
     def _beat(self, link: _Link, period: float) -> None:
         if link is not self._link:
@@ -602,7 +617,7 @@ class StompTransport:
             link.transport.write(b"\n")
             self._stats.heartbeats_out += 1
         self._tx_activity = False
-        self._schedule(period, self._beat, link, period)
+        self._beat_timer = asyncio.get_running_loop().call_later(period, self._beat, link, period)
 
     def _watch(self, link: _Link, interval_ms: int) -> None:
         """Declare the link dead after ~2 intervals of silence, whatever TCP believes."""
@@ -620,7 +635,9 @@ class StompTransport:
                     )
                 )
                 return
-        self._schedule(interval_ms / 1000, self._watch, link, interval_ms)
+        self._watch_timer = asyncio.get_running_loop().call_later(
+            interval_ms / 1000, self._watch, link, interval_ms
+        )
 
     # -- receipts ----------------------------------------------------------------------------------
 

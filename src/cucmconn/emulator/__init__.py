@@ -1,0 +1,27 @@
+"""The connector emulator: a virtual CUCM behind the CUCM Connector's real wire protocol.
+
+``front`` speaks the protocol (queue in, events out, faults); ``model`` is the telephony as a
+sans-IO state machine; ``directory`` holds extensions and licences.  ``Emulator`` wires them to
+a transport URL, and ``main`` is ``cucmconn emulate``.
+"""
+
+from __future__ import annotations
+
+from .directory import Directory, parse_extensions
+from .emulator import Emulator, EmulatorStats
+from .front import Faults, Front
+from .main import main
+from .model import Command, CucmModel, Output
+
+__all__ = [
+    "Command",
+    "CucmModel",
+    "Directory",
+    "Emulator",
+    "EmulatorStats",
+    "Faults",
+    "Front",
+    "Output",
+    "main",
+    "parse_extensions",
+]

@@ -1,0 +1,300 @@
+"""``cucmconn.Emulator``: a virtual CUCM behind the connector's real wire protocol.
+
+No public CUCM or connector emulator exists, so teams building on the connector have nothing
+to test against without a Cisco lab.  This class wires the protocol front (``front.py``) to the
+call model (``model.py``) on any transport URL, and adds what a test or a load run drives from
+outside: customers calling in, CUCM going down and up, a connector restart, counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from ..transport import Transport, open_transport
+from .directory import DEFAULT_EXTENSIONS, Directory
+from .front import Faults, Front
+from .model import CucmModel
+
+__all__ = ["Emulator", "EmulatorStats"]
+
+ABANDON_SWEEP_SECONDS = 0.5
+
+
+class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
+    """A snapshot of what the emulator did and holds."""
+
+    in_service: bool
+    commands_received: int
+    commands_executed: int
+    commands_expired: int
+    commands_malformed: int
+    refused_out_of_service: int
+    commands_lost_in_restart: int
+    errors_sent: int
+    events_sent: int
+    events_dropped: int
+    events_duplicated: int
+    events_reordered: int
+    unroutable: int
+    send_failures: int
+    internal_errors: int
+    backlog: int
+    pauses: int
+    restarts: int
+    agents_logged_in: int
+    calls_in_progress: int
+    known_clients: int
+    inbound_placed: int
+    inbound_no_agent: int
+    inbound_abandoned: int
+
+
+class Emulator:
+    """A connector emulator consuming ``queue`` on ``url``; use with ``async with``.
+
+    ``extensions`` is the CUCM directory (``"1000-1999"``, ``"1000-1099,2000"``); ``licenses``
+    caps concurrent logins (None: unlimited).  ``event_format`` is ``"default"`` (``#``) or
+    ``"json"``.  ``latency``, ``drop_rate``, ``duplicate_rate``, ``reorder_rate`` and ``seed``
+    inject faults.  ``clock`` (epoch seconds) fixes the model's event times for reproducible
+    tests; TTLs and latency always use the wall clock.
+    """
+
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        queue: str = "Connector1",
+        extensions: str = DEFAULT_EXTENSIONS,
+        licenses: int | None = None,
+        event_format: str = "default",
+        latency: float = 0.0,
+        drop_rate: float = 0.0,
+        duplicate_rate: float = 0.0,
+        reorder_rate: float = 0.0,
+        seed: int | None = None,
+        clock: Callable[[], float] | None = None,
+        max_backlog: int = 10_000,
+        transport: Transport | None = None,
+        **transport_options: Any,
+    ) -> None:
+        self._directory = Directory(extensions or DEFAULT_EXTENSIONS, licenses)
+        self._clock = clock or time.time
+        self._url = url
+        self._transport = transport
+        self._transport_options = transport_options
+        self._faults = Faults(latency, drop_rate, duplicate_rate, reorder_rate, seed)
+        self._front_options: dict[str, Any] = {
+            "queue_name": queue,
+            "event_format": event_format,
+            "max_backlog": max_backlog,
+        }
+        if event_format not in ("default", "json"):
+            raise ValueError(f"event_format must be 'default' or 'json', not {event_format!r}")
+        self._model = CucmModel(self._directory, now=self._clock)
+        self._front: Front | None = None
+        self._traffic: asyncio.Task[None] | None = None
+        self._inbound = {"placed": 0, "no_agent": 0, "abandoned": 0}
+
+    def __repr__(self) -> str:
+        where = self._front.transport.display_url if self._front else "not started"
+        return f"Emulator({where!r}, directory={self._directory!r}, model={self._model!r})"
+
+    @property
+    def model(self) -> CucmModel:
+        """The call model (read it in tests; drive it through commands)."""
+        return self._model
+
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    @property
+    def in_service(self) -> bool:
+        return self._model.in_service
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect and start consuming the command queue."""
+        if self._front is not None:
+            return
+        transport = self._transport or open_transport(self._url, **self._transport_options)
+        # The front keeps wall-clock time: TTLs are absolute epoch ms set by real clients.
+        front = Front(transport, self._model, faults=self._faults, **self._front_options)
+        await front.start()
+        self._front = front
+
+    async def stop(self) -> None:
+        """Stop the traffic generator, stop consuming and disconnect (idempotent)."""
+        await self.stop_inbound_traffic()
+        front, self._front = self._front, None
+        if front is not None:
+            await front.stop()
+
+    def _started(self) -> Front:
+        if self._front is None:
+            raise RuntimeError("the emulator is not started (use 'async with Emulator(...)')")
+        return self._front
+
+    # -- driving it from outside -------------------------------------------------------------
+
+    async def place_call(self, caller: str, callee: str) -> str:
+        """A customer (or an extension) calls agent ``callee``; returns the connection id.
+
+        Returns once the ringing events are on the wire.  Raises CommandError when the call
+        cannot ring (INVALID_PARTY: not logged in or busy; WRONG_EXTENSION; OUT_OF_SERVICE).
+        """
+        front = self._started()
+        cid, outputs = self._model.place_call(caller, callee)
+        await front.submit(outputs)
+        return cid
+
+    async def hangup(self, connection_id: str, party: str | None = None) -> None:
+        """``party`` (default: the customer) hangs up ``connection_id``; no-op if it is gone."""
+        await self._started().submit(self._model.hangup(connection_id, party))
+
+    def set_in_service(self, up: bool) -> asyncio.Future[None]:
+        """CUCM goes down (False) or comes back (True); await the result to know it was sent."""
+        return self._started().submit(self._model.set_in_service(bool(up)))
+
+    def restart(self) -> None:
+        """The connector restarts: agents, calls and known clients are forgotten.
+
+        Commands received but not executed are lost (counted); connection ids keep counting
+        up so a stale id from before the restart never names a new call.
+        """
+        first = self._model.next_connection_id()
+        self._model = CucmModel(self._directory, now=self._clock, first_connection_id=first)
+        if self._front is not None:
+            self._front.restart(self._model)
+
+    async def drain(self) -> None:
+        """Wait until every command received so far has been answered."""
+        await self._started().drain()
+
+    def clients(self) -> Mapping[str, int]:
+        """Commands received per client destination (most recent clients only)."""
+        return self._front.clients if self._front else {}
+
+    def stats(self) -> EmulatorStats:
+        front = self._front
+        counters = front.counters if front else None
+        model = self._model
+
+        def count(name: str) -> int:
+            return int(getattr(counters, name)) if counters is not None else 0
+
+        return EmulatorStats(
+            in_service=model.in_service,
+            commands_received=count("received"),
+            commands_executed=count("executed"),
+            commands_expired=count("expired"),
+            commands_malformed=count("malformed"),
+            refused_out_of_service=count("refused_out_of_service"),
+            commands_lost_in_restart=count("lost_in_restart"),
+            errors_sent=count("errors_sent"),
+            events_sent=count("events_sent"),
+            events_dropped=count("events_dropped"),
+            events_duplicated=count("events_duplicated"),
+            events_reordered=count("events_reordered"),
+            unroutable=count("unroutable"),
+            send_failures=count("send_failures"),
+            internal_errors=count("internal_errors"),
+            backlog=front.backlog if front else 0,
+            pauses=count("pauses"),
+            restarts=count("restarts"),
+            agents_logged_in=len(model.agents),
+            calls_in_progress=len(model.calls),
+            known_clients=len(model.known_clients),
+            inbound_placed=self._inbound["placed"],
+            inbound_no_agent=self._inbound["no_agent"],
+            inbound_abandoned=self._inbound["abandoned"],
+        )
+
+    # -- inbound traffic ---------------------------------------------------------------------
+
+    def start_inbound_traffic(
+        self,
+        rate_per_s: float,
+        *,
+        ring_timeout: float = 30.0,
+        caller_prefix: str = "555",
+        seed: int | None = None,
+    ) -> None:
+        """Customers call free READY agents at ``rate_per_s``; unanswered calls are abandoned
+        after ``ring_timeout`` seconds.  With no free agent, the attempt is counted and skipped.
+        """
+        if not rate_per_s > 0:
+            raise ValueError(f"rate_per_s must be > 0, not {rate_per_s!r}")
+        if not caller_prefix.isdigit():
+            raise ValueError("caller_prefix must be digits")
+        self._started()
+        if self._traffic is not None:
+            self._traffic.cancel()
+        self._traffic = asyncio.get_running_loop().create_task(
+            self._generate(rate_per_s, ring_timeout, caller_prefix, random.Random(seed)),
+            name="cucmconn-emulator-inbound",
+        )
+
+    async def stop_inbound_traffic(self) -> None:
+        task, self._traffic = self._traffic, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _generate(
+        self, rate: float, ring_timeout: float, prefix: str, rng: random.Random
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / rate
+        next_at = loop.time()
+        next_sweep = next_at + ABANDON_SWEEP_SECONDS
+        while True:
+            next_at += interval
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -1.0:  # fell far behind (a stalled loop): do not burst to catch up
+                next_at = loop.time()
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + ABANDON_SWEEP_SECONDS
+                await self._abandon(ring_timeout)
+            await self._one_inbound(prefix, rng)
+
+    async def _abandon(self, ring_timeout: float) -> None:
+        abandoned, outputs = self._model.abandon_ringing(ring_timeout)
+        self._inbound["abandoned"] += abandoned
+        await self._started().submit(outputs)
+
+    async def _one_inbound(self, prefix: str, rng: random.Random) -> None:
+        if not self._model.in_service:
+            return
+        agent = self._model.pick_free_agent(rng)
+        if agent is None:
+            self._inbound["no_agent"] += 1
+            return
+        caller = f"{prefix}{rng.randrange(10_000_000):07d}"
+        _, outputs = self._model.place_call(caller, agent)
+        self._inbound["placed"] += 1
+        self._started().submit(outputs)

@@ -1,0 +1,425 @@
+"""The emulator's protocol front: the command queue in, events out, over any Transport.
+
+It is everything the real connector does that is not telephony: parse JMSType/body, answer on
+JMSReplyTo (else the topic named at Hello/Login) with the command's correlation id, skip a
+command whose ``expires`` has passed (checked when it would run, so added latency can never
+execute it late), turn malformed input into ``PLEASE_RETRY`` without ever crashing, and inject
+faults (latency, dropped / duplicated / reordered events).  The call model behind it is
+swappable: the front only needs ``handle(Command) -> list[Output]``.
+
+Hand-written because no library emulates a JMS request/reply service over STOMP.  One worker
+task drains one FIFO, so the events of each command leave in the order the model produced them
+and commands execute in arrival order, as on the single-threaded connector.  The FIFO is
+bounded: past ``max_backlog`` the front unsubscribes from the queue (the broker keeps the
+commands) and subscribes again once it has caught up, instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..codec import encode_event
+from ..codec.commands import ALIASES, parse_command
+from ..codec.events import ErrorEvent, Event, SystemStatus
+from ..errors import ConnectorError, ProtocolError
+from ..transport.base import Message, Transport, queue, topic
+from .model import Command, Output
+
+__all__ = ["CallModel", "Faults", "Front", "FrontCounters"]
+
+log = logging.getLogger("cucmconn.emulator")
+
+MAX_BODY = 4096
+"""Longest command body accepted; the longest real one (``other,cid``) is a few dozen bytes."""
+MAX_HEADER = 512
+MAX_TRACKED_CLIENTS = 10_000
+
+_EMPTY_TARGET = re.compile(r"\s*([A-Za-z0-9_]+)\s*#\s*")
+_SAFE_TARGET = re.compile(r"[A-Za-z0-9_.:@/-]{1,128}")
+_DESTINATION = re.compile(r"/(topic|queue|temp-topic|temp-queue)/[^\x00-\x1f\x7f]{1,250}")
+
+
+class CallModel(Protocol):
+    """What the front needs from the telephony side (the emulator's model, or a real one)."""
+
+    def handle(self, command: Command) -> list[Output]: ...
+
+
+@dataclass(slots=True)
+class Faults:
+    """Fault injection, all off by default; ``seed`` makes a faulty run reproducible."""
+
+    latency: float = 0.0
+    """Seconds each command waits before it executes (its TTL is checked after the wait)."""
+    drop_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    reorder_rate: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.latency < 0:
+            raise ValueError(f"latency must be >= 0, not {self.latency!r}")
+        for name in ("drop_rate", "duplicate_rate", "reorder_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], not {value!r}")
+
+    @property
+    def mangles(self) -> bool:
+        return bool(self.drop_rate or self.duplicate_rate or self.reorder_rate)
+
+
+@dataclass(slots=True)
+class FrontCounters:
+    """What the front did; the Emulator adds the model's figures for ``stats()``."""
+
+    received: int = 0
+    executed: int = 0
+    expired: int = 0
+    malformed: int = 0
+    refused_out_of_service: int = 0
+    errors_sent: int = 0
+    events_sent: int = 0
+    events_dropped: int = 0
+    events_duplicated: int = 0
+    events_reordered: int = 0
+    unroutable: int = 0
+    send_failures: int = 0
+    internal_errors: int = 0
+    pauses: int = 0
+    restarts: int = 0
+    lost_in_restart: int = 0
+
+
+class _Outbound:
+    """Events produced outside any command (a call placed, an outage), with a done future."""
+
+    __slots__ = ("done", "outputs")
+
+    def __init__(self, outputs: list[Output], done: asyncio.Future[None]) -> None:
+        self.outputs = outputs
+        self.done = done
+
+
+_Work = tuple[float, Message] | _Outbound
+
+
+class Front:
+    """Consumes the command queue for one model and sends what it answers."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        model: CallModel,
+        *,
+        queue_name: str = "Connector1",
+        event_format: str = "default",
+        faults: Faults | None = None,
+        max_backlog: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if event_format not in ("default", "json"):
+            raise ValueError(f"event_format must be 'default' or 'json', not {event_format!r}")
+        if max_backlog < 1:
+            raise ValueError("max_backlog must be at least 1")
+        self.transport = transport
+        self.model = model
+        self.queue = queue(queue_name)
+        self.event_format = event_format
+        self.faults = faults or Faults()
+        self.counters = FrontCounters()
+        self.max_backlog = max_backlog
+        self._clock = clock
+        self._rng = random.Random(self.faults.seed)
+        self._inbox: deque[_Work] = deque()
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._subscription: str | None = None
+        self._pausing = False
+        self._clients: OrderedDict[str, int] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return (
+            f"Front({self.transport.display_url!r}, queue={self.queue!r}, "
+            f"format={self.event_format!r}, backlog={len(self._inbox)})"
+        )
+
+    @property
+    def backlog(self) -> int:
+        return len(self._inbox)
+
+    @property
+    def clients(self) -> Mapping[str, int]:
+        """Commands received per client destination (the most recent ``MAX_TRACKED_CLIENTS``)."""
+        return dict(self._clients)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.transport.connected:
+            await self.transport.connect()
+        self._worker = asyncio.get_running_loop().create_task(
+            self._run(), name="cucmconn-emulator-front"
+        )
+        self._subscription = await self.transport.subscribe(self.queue, self._on_message)
+
+    async def stop(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._fail_outbound()
+        self._inbox.clear()
+        if self._subscription is not None and self.transport.connected:
+            with contextlib.suppress(ConnectorError, OSError):
+                await self.transport.unsubscribe(self._subscription)
+        self._subscription = None
+        await self.transport.close()
+
+    def restart(self, model: CallModel) -> None:
+        """The connector restarts: commands not yet executed are lost, state is the new model's."""
+        lost = sum(1 for work in self._inbox if not isinstance(work, _Outbound))
+        self.counters.lost_in_restart += lost
+        self.counters.restarts += 1
+        kept = [work for work in self._inbox if isinstance(work, _Outbound)]
+        self._inbox.clear()
+        self._inbox.extend(kept)
+        self.model = model
+
+    def submit(self, outputs: list[Output]) -> asyncio.Future[None]:
+        """Send events the model produced on its own; the future resolves once they are sent."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not outputs:
+            done.set_result(None)
+            return done
+        self._inbox.append(_Outbound(outputs, done))
+        self._wake.set()
+        return done
+
+    async def drain(self) -> None:
+        """Wait until everything received or submitted so far has been processed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.append(_Outbound([], done))
+        self._wake.set()
+        await done
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def _on_message(self, message: Message) -> None:
+        self.counters.received += 1
+        self._inbox.append((self._clock() + self.faults.latency, message))
+        self._wake.set()
+        if len(self._inbox) >= self.max_backlog and not self._pausing:
+            self._pausing = True
+            asyncio.get_running_loop().create_task(self._pause())
+
+    async def _pause(self) -> None:
+        """Stop consuming until the backlog halves: the broker holds the rest."""
+        subscription, self._subscription = self._subscription, None
+        self.counters.pauses += 1
+        if subscription is not None:
+            with contextlib.suppress(ConnectorError, OSError):
+                await self.transport.unsubscribe(subscription)
+
+    async def _maybe_resume(self) -> None:
+        if (
+            self._pausing
+            and self._subscription is None
+            and len(self._inbox) <= self.max_backlog // 2
+        ):
+            self._pausing = False
+            try:
+                self._subscription = await self.transport.subscribe(self.queue, self._on_message)
+            except (ConnectorError, OSError):
+                self._pausing = True
+                log.warning("emulator could not resubscribe to %s; retrying", self.queue)
+                await asyncio.sleep(0.5)
+
+    # -- the worker ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        inbox = self._inbox
+        while True:
+            if not inbox:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            work = inbox.popleft()
+            try:
+                if isinstance(work, _Outbound):
+                    await self._send(work.outputs, None)
+                    if not work.done.done():
+                        work.done.set_result(None)
+                else:
+                    await self._execute(*work)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad command must never stop the connector
+                self.counters.internal_errors += 1
+                log.exception("emulator failed on a command")
+            if self._pausing:
+                await self._maybe_resume()
+
+    def _fail_outbound(self) -> None:
+        for work in self._inbox:
+            if isinstance(work, _Outbound) and not work.done.done():
+                work.done.cancel()
+
+    async def _execute(self, due: float, message: Message) -> None:
+        wait = due - self._clock()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        expires = message.expires
+        if expires is not None and expires <= self._clock() * 1000:
+            self.counters.expired += 1  # the broker may deliver it; the connector must not run it
+            return
+        parsed = self._parse(message)
+        if isinstance(parsed, Command):
+            self._track(parsed.requester)
+            outputs = self.model.handle(parsed)
+            self.counters.executed += 1
+            if _refused(parsed, outputs):
+                self.counters.refused_out_of_service += 1
+        elif parsed is None:
+            return
+        else:
+            outputs = [parsed]
+        await self._send(outputs, message.correlation_id)
+
+    def _track(self, destination: str | None) -> None:
+        if destination is None:
+            return
+        clients = self._clients
+        clients[destination] = clients.pop(destination, 0) + 1
+        if len(clients) > MAX_TRACKED_CLIENTS:
+            clients.popitem(last=False)
+
+    # -- parsing -----------------------------------------------------------------------------
+
+    def _parse(self, message: Message) -> Command | Output | None:
+        """The command; else the PLEASE_RETRY to send, or None when there is nowhere to send it."""
+        reply_to = message.reply_to
+        if reply_to is not None and not self._routable(reply_to):
+            self.counters.malformed += 1
+            self.counters.unroutable += 1
+            return None
+        jms_type = message.jms_type
+        try:
+            if len(message.body) > MAX_BODY or len(jms_type) > MAX_HEADER:
+                raise ProtocolError("command too large")
+            body = message.body.decode("utf-8")
+            name, target, args = _parse(jms_type, body)
+        except (ProtocolError, UnicodeDecodeError):
+            self.counters.malformed += 1
+            return self._reject_malformed(message, reply_to)
+        return Command(name, target, args, self._requester(reply_to, name, target, args))
+
+    def _requester(
+        self, reply_to: str | None, name: str, target: str, args: Sequence[str]
+    ) -> str | None:
+        if reply_to is not None:
+            return reply_to
+        lowered = name.lower()
+        named = target if lowered in ("hello", "beat") else args[0] if args else ""
+        if lowered in ("hello", "beat", "login") and named:
+            destination = topic(named)
+            return destination if self._routable(destination) else None
+        return None
+
+    def _routable(self, destination: str) -> bool:
+        """A destination we may send to: well-formed, and never our own command queue."""
+        return _DESTINATION.fullmatch(destination) is not None and destination != self.queue
+
+    def _reject_malformed(self, message: Message, reply_to: str | None) -> Output | None:
+        """PLEASE_RETRY to the sender, addressed to the target when it is safe to echo."""
+        if reply_to is None:
+            self.counters.unroutable += 1
+            return None
+        _, _, raw_target = message.jms_type.partition("#")
+        target = raw_target.strip()
+        if _SAFE_TARGET.fullmatch(target) is None:
+            target = ""
+        return Output(reply_to, ErrorEvent(target, "PLEASE_RETRY"), True)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send(self, outputs: list[Output], correlation_id: str | None) -> None:
+        if self.faults.mangles:
+            outputs = self._mangle(outputs)
+        for output in outputs:
+            destination = output.destination
+            if destination is None or not self._routable(destination):
+                self.counters.unroutable += 1
+                continue
+            body = self._encode(output.event)
+            if body is None:
+                continue
+            cid = correlation_id if output.correlated else None
+            try:
+                await self.transport.send(destination, body, correlation_id=cid)
+            except (ConnectorError, OSError) as exc:
+                self.counters.send_failures += 1
+                log.warning("emulator could not send to %s: %s", destination, exc)
+                continue
+            self.counters.events_sent += 1
+            if isinstance(output.event, ErrorEvent):
+                self.counters.errors_sent += 1
+
+    def _encode(self, event: Event) -> str | None:
+        try:
+            return encode_event(event, self.event_format)
+        except (ValueError, TypeError):
+            if isinstance(event, ErrorEvent) and event.target:
+                return self._encode(ErrorEvent("", event.code))
+            self.counters.internal_errors += 1
+            log.warning("emulator could not encode %s", type(event).__name__)
+            return None
+
+    def _mangle(self, outputs: list[Output]) -> list[Output]:
+        faults, rng, counters = self.faults, self._rng, self.counters
+        kept: list[Output] = []
+        for output in outputs:
+            if faults.drop_rate and rng.random() < faults.drop_rate:
+                counters.events_dropped += 1
+                continue
+            kept.append(output)
+            if faults.duplicate_rate and rng.random() < faults.duplicate_rate:
+                kept.append(output)
+                counters.events_duplicated += 1
+        if faults.reorder_rate:
+            for index in range(len(kept) - 1):
+                if rng.random() < faults.reorder_rate:
+                    kept[index], kept[index + 1] = kept[index + 1], kept[index]
+                    counters.events_reordered += 1
+        return kept
+
+
+def _refused(command: Command, outputs: list[Output]) -> bool:
+    """Was this the model's "CUCM is down" answer to a command other than Hello/Beat?"""
+    if len(outputs) != 1 or command.name.lower() in ("hello", "beat"):
+        return False
+    event = outputs[0].event
+    return isinstance(event, SystemStatus) and not event.in_service
+
+
+def _parse(jms_type: str, body: str) -> tuple[str, str, tuple[str, ...]]:
+    """``parse_command``, plus an empty target (``Login#``) passed on so the model can answer
+    MISSING_EXTENSION instead of the generic PLEASE_RETRY."""
+    try:
+        return parse_command(jms_type, body)
+    except ProtocolError:
+        match = _EMPTY_TARGET.fullmatch(jms_type)
+        if match is None or match.group(1).lower() in ("hello", "beat"):
+            raise
+        name = match.group(1)
+        return ALIASES.get(name.lower(), name), "", ()

@@ -1,0 +1,97 @@
+"""``cucmconn emulate``: run the emulator on a broker until interrupted.
+
+argparse rather than a CLI framework because the rest of ``cucmconn``'s command line is
+argparse and ``cucmconn emulate`` hands this function the rest of its argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConnectorError
+from ..transport.url import redact_url
+from .directory import DEFAULT_EXTENSIONS, parse_extensions
+from .emulator import Emulator
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("cucmconn.emulator")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cucmconn emulate",
+        description=(
+            "Run a virtual CUCM behind the connector's wire protocol: it consumes the command "
+            "queue like the real connector and answers on the clients' topics."
+        ),
+    )
+    parser.add_argument("--url", default="stomp://127.0.0.1:61613", help="broker URL")
+    parser.add_argument("--queue", default="Connector1", help="command queue name")
+    parser.add_argument(
+        "--extensions", default=DEFAULT_EXTENSIONS, help="directory, e.g. 1000-1999 or 1000,2000"
+    )
+    parser.add_argument("--licenses", type=int, default=None, help="max concurrent logins")
+    parser.add_argument("--format", choices=("default", "json"), default="default")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per command")
+    parser.add_argument(
+        "--inbound-rate", type=float, default=0.0, help="customer calls per second (0: none)"
+    )
+    parser.add_argument("--stats-every", type=float, default=0.0, help="log stats every N s")
+    return parser
+
+
+async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    async with Emulator(
+        args.url,
+        queue=args.queue,
+        extensions=args.extensions,
+        licenses=args.licenses,
+        event_format=args.format,
+        latency=args.latency,
+    ) as emulator:
+        print(
+            f"emulator on {redact_url(args.url)} queue {args.queue}, extensions "
+            f"{args.extensions}, format {args.format}; Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
+        if args.inbound_rate > 0:
+            emulator.start_inbound_traffic(args.inbound_rate)
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.stats_every or None)
+            if args.stats_every and not stop.is_set():
+                print(emulator.stats(), file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 after an interrupt, 2 on bad options)."""
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        parse_extensions(args.extensions)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.licenses is not None and args.licenses < 0:
+        parser.error("--licenses must be >= 0")
+    if args.latency < 0 or args.inbound_rate < 0:
+        parser.error("--latency and --inbound-rate must be >= 0")
+    try:
+        asyncio.run(_serve(args, asyncio.Event()))
+    except KeyboardInterrupt:
+        return 0
+    except (ConnectorError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

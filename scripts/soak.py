@@ -81,11 +81,14 @@ class Tally:
         return self.sent == self.accounted
 
     def line(self) -> str:
+        in_flight = f" ({self.lost_in_flight:,} in flight)" if self.lost else ""
+        unexpected = (
+            f" + {self.unexpected:,} UNEXPECTED {self.unexpected_kinds}" if self.unexpected else ""
+        )
         return (
             f"{self.sent:,} sent = {self.answered:,} answered + {self.errors:,} errors + "
-            f"{self.timeouts:,} timeouts + {self.lost:,} lost + {self.unavailable:,} unavailable"
-            + (f" ({self.lost_in_flight:,} of them in flight)" if self.lost else "")
-            + (f" + {self.unexpected:,} UNEXPECTED {self.unexpected_kinds}" if self.unexpected else "")
+            f"{self.timeouts:,} timeouts + {self.lost:,} lost{in_flight} + "
+            f"{self.unavailable:,} unavailable{unexpected}"
         )
 
     def copy(self) -> Tally:
@@ -112,7 +115,9 @@ async def counted(tally: Tally, command: Awaitable[Any]) -> Any:
         result = await command
     except asyncio.CancelledError:
         tally.unexpected += 1
-        tally.unexpected_kinds["CancelledError"] = tally.unexpected_kinds.get("CancelledError", 0) + 1
+        tally.unexpected_kinds["CancelledError"] = (
+            tally.unexpected_kinds.get("CancelledError", 0) + 1
+        )
         raise
     except Exception as exc:
         column = classify(exc)
@@ -159,7 +164,9 @@ class LoadDriver:
     async def login_all(self) -> Tally:
         """Log every agent in (outside the load tally); the login tally is returned."""
         logins = Tally()
-        await asyncio.gather(*(counted(logins, self.client.agent(e).login()) for e in self.extensions))
+        await asyncio.gather(
+            *(counted(logins, self.client.agent(e).login()) for e in self.extensions)
+        )
         return logins
 
     def start(self) -> None:
@@ -167,7 +174,9 @@ class LoadDriver:
         period = len(self.extensions) / self.rate
         for index, ext in enumerate(self.extensions):
             offset = period * index / len(self.extensions)
-            self._tasks.append(asyncio.get_running_loop().create_task(self._agent(ext, period, offset)))
+            self._tasks.append(
+                asyncio.get_running_loop().create_task(self._agent(ext, period, offset))
+            )
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop issuing; wait for the commands in flight to end (they all must, by TTL)."""
@@ -251,6 +260,17 @@ class RssSampler:
             self.sample()
             await asyncio.sleep(self.interval)
 
+    def timeline(self, points: int) -> list[tuple[float, float]]:
+        """About ``points`` evenly spaced samples as (seconds from the first, MB)."""
+        if not self.samples:
+            return []
+        step = max(1, len(self.samples) // points)
+        start = self.samples[0][0]
+        picked = self.samples[::step]
+        if picked[-1] is not self.samples[-1]:
+            picked.append(self.samples[-1])
+        return [(round(t - start, 1), round(rss / 2**20, 1)) for t, rss in picked]
+
     def growth_after(self, warmup: float) -> tuple[int, int, int]:
         """(baseline, final, growth) in bytes: baseline = median of the first quarter after
         warm-up, final = median of the last quarter (medians: one GC pause is not a leak)."""
@@ -276,7 +296,7 @@ async def connector(url: str, queue: str, extensions: list[str]) -> AsyncIterato
     try:
         from cucmconn import Emulator
     except ImportError:
-        Emulator = None  # type: ignore[assignment,misc]  # noqa: N806
+        Emulator = None  # type: ignore[assignment,misc]
     if Emulator is not None:
         emulator = Emulator(url, queue=queue, extensions=f"{extensions[0]}-{extensions[-1]}")
         await emulator.start()
@@ -336,6 +356,8 @@ class SoakResult:
     rss_max_mb: float
     max_growth_mb: float
     in_flight_after: int
+    rss_timeline_mb: list[tuple[float, float]]
+    """(seconds since the load started, RSS MB), about 20 points across the run."""
     client_stats: dict[str, Any]
     failures: list[str]
 
@@ -379,6 +401,7 @@ async def soak(
             await driver.stop()
             elapsed = time.monotonic() - started
             await sampler.stop()
+            await _probes_done(client)
             stats = client.stats()
     baseline, final, growth = sampler.growth_after(warmup)
     tally = driver.tally
@@ -403,9 +426,19 @@ async def soak(
         rss_max_mb=max(r for _, r in sampler.samples) / 2**20,
         max_growth_mb=max_growth_mb,
         in_flight_after=stats.in_flight,
+        rss_timeline_mb=sampler.timeline(20),
         client_stats={k: v for k, v in asdict_struct(stats).items()},
         failures=failures,
     )
+
+
+async def _probes_done(client: Client, limit: float = 10.0) -> None:
+    """Let the client's own Hello/Beat probe in flight (if any) end, by answer or its short
+    TTL, so "pending after the run" counts only commands that really never ended."""
+    for _ in range(int(limit / 0.05)):  # polled: the client exposes no "table empty" event
+        if not client.stats().in_flight:
+            return
+        await asyncio.sleep(0.05)
 
 
 def asdict_struct(struct: Any) -> dict[str, Any]:
@@ -413,6 +446,14 @@ def asdict_struct(struct: Any) -> dict[str, Any]:
 
     out: dict[str, Any] = msgspec.structs.asdict(struct)
     return out
+
+
+def default_warmup(seconds: float, rate: float) -> float:
+    """The client remembers the last 65,536 finished command ids (to classify stragglers as
+    late): RSS rises until that memory is full, then must stay flat."""
+    from cucmconn.client.correlation import FINISHED_MEMORY
+
+    return min(seconds / 2, FINISHED_MEMORY / rate + 60.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,12 +464,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--calls", action="store_true", help="mix in MakeCall/ReleaseCall")
     parser.add_argument("--max-growth-mb", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=None, help="seconds (default: 20%%)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds before RSS is judged (default: until the client's memory of finished "
+        "command ids (65,536) is full, +60 s, at most half the run)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-uvloop", action="store_true")
     args = parser.parse_args(argv)
     seconds = args.minutes * 60
-    warmup = args.warmup if args.warmup is not None else min(120.0, seconds * 0.2)
+    warmup = args.warmup if args.warmup is not None else default_warmup(seconds, args.rate)
 
     async def run() -> SoakResult:
         async with broker_url(args.url) as url:
@@ -468,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  max {stats['latency_max_ms']:.1f} ms; late {stats['late']}, "
             f"dropped events {stats['dropped_events']}"
         )
+        timeline = "  ".join(f"{t:.0f}s:{mb:.1f}" for t, mb in result.rss_timeline_mb)
+        print(f"RSS (MB): {timeline}")
         print("PASS" if result.ok else "FAIL: " + "; ".join(result.failures))
     return 0 if result.ok else 1
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from cucmconn import (
+    AgentSession,
     AgentState,
     Client,
     CommandError,
@@ -179,8 +180,7 @@ async def open_rig(url: str, fmt: str, **options: Any) -> Rig:
         queue=f"Connector-{tag}",
         licenses=3,
         event_format=fmt,
-        clock=lambda: EPOCH,
-        **options,
+        **{"clock": lambda: EPOCH, **options},
     )
     await emu.start()
     raw = open_transport(url)
@@ -220,6 +220,9 @@ async def test_hello_and_login(rig: Rig) -> None:
             mine(f"1001#DialogState#IDLE#{T}"),
         ]
     )
+    # per-client destination tracking: two commands from a, plus each step's Hello markers
+    assert rig.emu.clients() == {rig.topic("a"): 4, rig.topic("b"): 2, rig.topic("c"): 2}
+    assert set(rig.emu.model.known_clients) == {rig.topic(c) for c in CLIENTS}
 
 
 async def test_literal_default_bodies(broker_url: str) -> None:
@@ -606,13 +609,18 @@ async def test_restart_forgets_state(logged: Rig) -> None:
     assert got["b"] == [(rig.wire(f"1002#InboundCall#ALERTING#{T}#{CID2}#1001"), False)]
 
 
-async def test_backlog_pauses_consumption_and_loses_nothing() -> None:
-    rig = await open_rig("memory://", "default", max_backlog=8, latency=0.001)
+async def test_past_the_backlog_commands_are_answered_please_retry(broker_url: str) -> None:
+    """Overload: every command still gets exactly one answer, never silence or growth."""
+    rig = await open_rig(broker_url, "default", max_backlog=4, latency=0.05)
     try:
-        ids = [await rig.send("Hello", rig.dest("a")) for _ in range(100)]
-        await until(lambda: len(rig.got["a"]) == 100)
+        ids = [await rig.send("Hello", rig.dest("a")) for _ in range(60)]
+        await until(lambda: len(rig.got["a"]) == 60)
         assert sorted(cid or "" for _, cid in rig.got["a"]) == sorted(ids)
-        assert rig.emu.stats().pauses >= 1
+        bodies = [body for body, _ in rig.got["a"]]
+        shed = bodies.count(f"{rig.dest('a')}#Error#PLEASE_RETRY")
+        assert bodies.count("System#IN_SERVICE") + shed == 60
+        stats = rig.emu.stats()
+        assert shed == stats.shed > 0 and stats.shed_unanswered == 0
     finally:
         await close_rig(rig)
 
@@ -633,7 +641,7 @@ async def emu_and_clients(
             yield emu, one, two
 
 
-async def wait_call(agent: Any, state: str | None = None) -> str:
+async def wait_call(agent: AgentSession, state: str | None = None) -> str:
     await until(lambda: any(state in (None, c.state) for c in agent.calls.values()))
     return next(cid for cid, c in agent.calls.items() if state in (None, c.state))
 
@@ -673,21 +681,23 @@ async def test_client_inbound_consult_transfer_and_conference(
     await a.answer(cid)
     consult = await a.consult("1002", cid)
     assert isinstance(consult, DialogState) and consult.state == "INITIATED"
-    assert consult.connection_id is not None
+    consult_cid = consult.connection_id
+    assert consult_cid is not None
     await wait_call(b, "ALERTING")
-    await b.answer(consult.connection_id)
+    await b.answer(consult_cid)
     # Let 1001 see the consult answered first: the client's id-less fallback would otherwise
     # take that uncorrelated DialogState as the next command's answer.
-    await until(lambda: a.calls[consult.connection_id].state == "ACTIVE")  # type: ignore[index]
+    await until(lambda: a.calls[consult_cid].state == "ACTIVE")
     await a.transfer(cid, "1002")  # GC 4.x body
     await until(lambda: not a.calls and list(b.calls) == [cid])
     assert b.calls[cid].participants == ("5550001", "1002")
     # b consults c and conferences with the guide's body
     second = await b.consult("1003", cid)
-    assert second.connection_id is not None  # type: ignore[union-attr]
+    assert isinstance(second, DialogState) and second.connection_id is not None
+    second_cid = second.connection_id
     await wait_call(c, "ALERTING")
-    await c.answer(second.connection_id)  # type: ignore[union-attr]
-    await until(lambda: b.calls[second.connection_id].state == "ACTIVE")  # type: ignore[union-attr]
+    await c.answer(second_cid)
+    await until(lambda: b.calls[second_cid].state == "ACTIVE")
     conf = await b.conference(cid)
     assert isinstance(conf, DialogState) and conf.participants == ("5550001", "1002", "1003")
     await until(lambda: list(c.calls) == [cid])

@@ -13,12 +13,13 @@ import logging
 import ssl
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from cucmconn import BrokerError, Client, CommandError, Emulator, TransportError
+from cucmconn import BrokerError, Client, CommandError, DialogState, Emulator, TransportError
 from cucmconn.transport import Message, open_transport
 from cucmconn.transport.stompsession import StompSession
 from tests.activemq import SecureBrokerHandle
@@ -74,6 +75,7 @@ def _wrong_urls(broker: SecureBrokerHandle) -> dict[str, str]:
         return f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
 
     return {
+        "aiostomp, wrong passcode": with_userinfo("aio" + plain, WRONG),
         "plain, wrong passcode": with_userinfo(plain, WRONG),
         "tls, wrong passcode": with_userinfo(tls, WRONG),
         "plain, passcode in the query": f"{plain}?login={user}&passcode={quote(WRONG)}",
@@ -85,6 +87,7 @@ def _wrong_urls(broker: SecureBrokerHandle) -> dict[str, str]:
 @pytest.mark.parametrize(
     "case",
     [
+        "aiostomp, wrong passcode",
         "plain, wrong passcode",
         "tls, wrong passcode",
         "plain, passcode in the query",
@@ -100,7 +103,9 @@ async def test_refused_credentials_are_a_clear_broker_error_without_secrets(
     transport = open_transport(url, reconnect=False)
     with pytest.raises(BrokerError) as caught:
         await transport.connect()
-    assert "User name [" in caught.value.broker_message or "credentials" in str(caught.value).lower()
+    assert (
+        "User name [" in caught.value.broker_message or "credentials" in str(caught.value).lower()
+    )
     client = Client(url, ttl=2.0, handshake_timeout=3.0)
     with pytest.raises(TransportError) as via_client:
         await client.connect()
@@ -118,24 +123,25 @@ async def test_refused_credentials_are_a_clear_broker_error_without_secrets(
     print(f"\nFIGURE auth [{case}]: {type(caught.value).__name__}: {caught.value}")
 
 
+@pytest.mark.parametrize("scheme", ["stomp+ssl", "aiostomp+ssl"])
 async def test_good_credentials_over_tls_full_flow_leaks_nothing(
-    secure_activemq: SecureBrokerHandle, debug_logs: pytest.LogCaptureFixture
+    secure_activemq: SecureBrokerHandle, debug_logs: pytest.LogCaptureFixture, scheme: str
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    url = secure_activemq.url(ssl=True)
+    url = scheme + secure_activemq.url(ssl=True).removeprefix("stomp+ssl")
     fake = await FakeConnector(open_transport(url), queue=f"/queue/Sec-{tag}").start()
     try:
         async with Client(url, queue=f"Sec-{tag}", client_destination=f"sec-{tag}") as client:
             agent = client.agent("63001")
             await agent.login()
             dialog = await agent.make_call("63002")
-            await agent.release(dialog.connection_id)  # type: ignore[attr-defined]
+            assert isinstance(dialog, DialogState) and dialog.connection_id
+            await agent.release(dialog.connection_id)
             assert client.in_service
             texts = [repr(client), client.display_url, repr(client.transport), repr(agent)]
             session = getattr(client.transport, "_session", None)
             if isinstance(session, StompSession):
                 texts.append(repr(session))
-                texts.append(repr(session.connect_frame.__self__))
     finally:
         await fake.stop()
     assert_no_secret([secure_activemq.passcode], *texts, _log_text(debug_logs))
@@ -147,16 +153,14 @@ async def test_untrusted_certificate_is_a_clear_transport_error(
 ) -> None:
     no_ca = secure_activemq.url(ssl=True).split("?")[0]  # system CAs only: ours is self-signed
     client = Client(no_ca, handshake_timeout=3.0)
-    with pytest.raises(TransportError, match="TLS handshake failed: .*certificate") as caught:
+    with pytest.raises(TransportError, match=r"TLS handshake failed: .*certificate") as caught:
         await client.connect()
     assert not isinstance(caught.value, BrokerError)
     assert_no_secret([secure_activemq.passcode], *_texts(caught.value), _log_text(debug_logs))
     print(f"\nFIGURE tls-untrusted: {caught.value}")
 
 
-async def test_wrong_ca_is_refused_too(
-    secure_activemq: SecureBrokerHandle, tmp_path: Any
-) -> None:
+async def test_wrong_ca_is_refused_too(secure_activemq: SecureBrokerHandle, tmp_path: Path) -> None:
     """A CA file that exists but did not sign the broker's certificate."""
     other = ssl.create_default_context()
     other.load_verify_locations(cadata=_unrelated_ca_pem(tmp_path))
@@ -167,7 +171,7 @@ async def test_wrong_ca_is_refused_too(
         await transport.connect()
 
 
-def _unrelated_ca_pem(tmp_path: Any) -> str:
+def _unrelated_ca_pem(tmp_path: Path) -> str:
     import shutil
     import subprocess
 
@@ -267,7 +271,7 @@ async def test_injection_is_refused_before_anything_reaches_the_broker(
         async with Client(url, queue=f"Inj-{tag}", client_destination=f"inj-{tag}") as client:
             baseline = len(tap.seen)
             for bad in INJECTIONS:
-                for what, attempt in _attempts(client, bad):
+                for _what, attempt in _attempts(client, bad):
                     with pytest.raises((ValueError, TypeError)):
                         result = attempt()
                         if asyncio.iscoroutine(result):
@@ -275,8 +279,11 @@ async def test_injection_is_refused_before_anything_reaches_the_broker(
                     refused += 1
             await asyncio.sleep(0.5)  # anything that slipped through would have arrived by now
             after = tap.seen[baseline:]
-            assert [m.jms_type.split("#")[0] for m in after if not m.jms_type.startswith(
-                ("Hello#", "Beat#"))] == [], f"reached the broker: {[m.jms_type for m in after]}"
+            assert [
+                m.jms_type.split("#")[0]
+                for m in after
+                if not m.jms_type.startswith(("Hello#", "Beat#"))
+            ] == [], f"reached the broker: {[m.jms_type for m in after]}"
             assert client.stats().sent == sum(
                 1 for m in tap.seen if m.jms_type.startswith(("Hello#", "Beat#"))
             )
@@ -303,7 +310,8 @@ async def test_agent_of_one_client_cannot_be_controlled_from_another(
         await mine.login()
         await callee.login()
         dialog = await mine.make_call("66002")
-        cid = dialog.connection_id  # type: ignore[attr-defined]
+        assert isinstance(dialog, DialogState) and dialog.connection_id
+        cid = dialog.connection_id
         for _ in range(500):
             if cid in callee.calls:
                 break
@@ -331,10 +339,14 @@ async def test_agent_of_one_client_cannot_be_controlled_from_another(
     print(f"\nFIGURE ownership: {len(codes)} foreign commands -> PRIVILLEGE_VIOLATION each")
 
 
-@pytest.mark.xfail(strict=True, reason="emulator bug: a command WITHOUT reply-to is run as if "
-                   "its sender owned the agent (CucmModel._owned takes the owner's destination "
-                   "as the requester), so anyone who can write to the queue can log out or "
-                   "drive any agent by leaving reply-to out")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="emulator bug: a command WITHOUT reply-to is run as if "
+    "its sender owned the agent (CucmModel._owned takes the owner's destination "
+    "as the requester), so anyone who can write to the queue can log out or "
+    "drive any agent by leaving reply-to out",
+)
 async def test_bug_command_without_reply_to_bypasses_ownership(activemq: Any) -> None:
     tag = uuid.uuid4().hex[:8]
     async with (

@@ -22,10 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from scripts.soak import LoadDriver, Tally, counted
 
 from cucmconn import Client, ConnectionLost, Emulator, TerminalStatus
 from cucmconn.transport import open_transport
-from scripts.soak import LoadDriver, Tally
 from tests.activemq import BrokerHandle
 from tests.fakeconnector import FakeConnector
 from tests.faultproxy import FaultProxy
@@ -33,6 +33,7 @@ from tests.faultproxy import FaultProxy
 pytestmark = pytest.mark.activemq
 
 AGENTS = [str(61_000 + i) for i in range(20)]
+IDLE = "61050"
 RATE = 300.0  # commands/s in total
 
 
@@ -54,7 +55,9 @@ def names() -> tuple[str, str]:
 
 
 async def start_fake(url: str, queue: str) -> FakeConnector:
-    return await FakeConnector(open_transport(url, max_backoff=0.5), queue=f"/queue/{queue}").start()
+    return await FakeConnector(
+        open_transport(url, max_backoff=0.5), queue=f"/queue/{queue}"
+    ).start()
 
 
 @pytest.fixture
@@ -81,6 +84,22 @@ async def check_accounting(tally: Tally, client: Client) -> None:
     await until(lambda: client.stats().in_flight == 0, 5 * client.connect_timeout, "empty table")
 
 
+def assert_no_client_tasks() -> None:
+    """After ``close()`` no task of the client is left behind (keep-alive, sweeper, resync)."""
+    left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("cucmconn-")]
+    assert left == [], f"tasks left after close: {left}"
+
+
+async def hold_one(fake: FakeConnector, client: Client, tally: Tally) -> asyncio.Task[object]:
+    """A MakeCall the connector receives but never answers, counted in ``tally``: at least one
+    command is surely in flight when the fault strikes, whatever the timing."""
+    fake.hold.add("MakeCall")
+    held = len(fake.held)
+    task = asyncio.create_task(counted(tally, client.agent(AGENTS[0]).make_call(AGENTS[1])))
+    await until(lambda: len(fake.held) > held, 10, "the held command to reach the connector")
+    return task
+
+
 async def load_phase(driver: LoadDriver, seconds: float) -> Tally:
     """Let the load run for ``seconds``; returns a snapshot of the tally at its end."""
     await asyncio.sleep(seconds)
@@ -101,27 +120,31 @@ async def test_broker_sigkill_under_load_every_command_accounted(
         async with client:
             driver = LoadDriver(client, AGENTS, RATE)
             assert (await driver.login_all()).answered == len(AGENTS)
+            await client.agent(IDLE).login()  # logged in, never driven: only a resync asks it
             driver.start()
             before = await load_phase(driver, 1.5)
             hellos = len(fake.commands("Hello"))
+            held = await hold_one(fake, client, driver.tally)
             await asyncio.to_thread(fresh_activemq.kill)
             await until(lambda: not client.connected, 10, "the client to see the loss")
             await asyncio.sleep(0.5)  # a real outage: load keeps coming while the broker is gone
             restarted = time.monotonic()
+            mark = len(fake.received)
             await asyncio.to_thread(fresh_activemq.start)
             await until(lambda: bool(resyncs) and client.in_service, 60, "resync")
             recovered = resyncs[0] - restarted
             at_recovery = driver.tally.copy()
             after = await load_phase(driver, 1.5)
             await driver.stop()
+            await held
             tally = driver.tally
             await check_accounting(tally, client)
             assert before.answered > 0
-            assert tally.lost > 0, "the kill hit no command in flight: the test proved nothing"
+            assert tally.lost_in_flight > 0, "the held command must end as lost, not time out"
             assert after.answered - at_recovery.answered > 0, "no command succeeded after recovery"
             assert len(fake.commands("Hello")) > hellos, "no Hello after the reconnect"
-            resynced = {c.target for c in fake.commands("GetState")}
-            assert resynced >= set(AGENTS)
+            resynced = [c.target for c in fake.received[mark:] if c.name == "GetState"]
+            assert IDLE in resynced, "the idle agent was not resynchronised"
             stats = client.stats()
             assert stats.reconnects == 1
             print(
@@ -129,11 +152,12 @@ async def test_broker_sigkill_under_load_every_command_accounted(
                 f"process was started again; 0 pending; client.stats: sent {stats.sent}, "
                 f"late {stats.late}, reconnects {stats.reconnects}"
             )
+        assert_no_client_tasks()
     finally:
         await fake.stop()
 
 
-# -- the connector (the emulator) goes away, loses its state, flaps ---------------------------------
+# -- the connector (the emulator) goes away, loses its state, flaps ----------------------------
 
 EXTENSIONS = f"{AGENTS[0]}-{AGENTS[-1]}"
 
@@ -172,7 +196,7 @@ async def test_emulator_restart_under_load(
                 emulator.restart()
             await load_phase(driver, 0.5)
             states = {client.agent(ext).state for ext in AGENTS}  # GetState told the truth
-            relogin = await driver.login_all()  # what an application does on CF_INVALID_OBJECT_STATE
+            relogin = await driver.login_all()  # what an application does on seeing LOGOUT
             at_recovery = driver.tally.copy()
             await load_phase(driver, 1.0)
             await driver.stop()
@@ -251,22 +275,25 @@ async def test_link_faults_under_load(
             assert (await driver.login_all()).answered == len(AGENTS)
             driver.start()
             await load_phase(driver, 1.0)
+            held = await hold_one(fake, client, driver.tally)
             broken = time.monotonic()
             if fault == "cut":
                 proxy.cut(refuse=True)
             else:
                 getattr(proxy, fault)()  # half_open() / stall(): sockets stay open
             noticed = await until(lambda: not client.connected, 10, "the link to be declared dead")
-            lost_at_notice = driver.tally.lost
+            # Commands in flight fail with the link (their tasks resume a tick later), well
+            # inside their TTL: nobody waits for a timeout on a link known to be dead.
+            await until(lambda: driver.tally.lost_in_flight > 0, client.ttl / 4, "in-flight loss")
             proxy.heal()
             await until(lambda: bool(resyncs) and client.in_service, 30, "reconnect and resync")
             healed = resyncs[0] - broken
             at_recovery = driver.tally.copy()
             await load_phase(driver, 1.0)
             await driver.stop()
+            await held
             tally = driver.tally
             await check_accounting(tally, client)
-            assert lost_at_notice > 0, "commands in flight must fail at once, not by TTL"
             assert tally.answered > at_recovery.answered
             if fault != "cut":
                 # Only the read watchdog can notice a silent link: 2 beats of 300 ms, +slack.
@@ -275,6 +302,7 @@ async def test_link_faults_under_load(
                 f"\nFIGURE {fault}: {tally.line()}; link declared dead after {noticed:.2f} s, "
                 f"resynced {healed:.2f} s after the fault"
             )
+        assert_no_client_tasks()
     finally:
         await proxy.close()
 

@@ -21,12 +21,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from scripts.soak import LoadDriver
 
-from cucmconn import Client, ProtocolError
+from cucmconn import Client, ConnectionLost, ProtocolError
 from cucmconn.codec import _pystomp
 from cucmconn.codec.commands import encode_command, parse_command
 from cucmconn.transport import Message, open_transport
-from scripts.soak import LoadDriver
 from tests.activemq import BrokerHandle
 from tests.fakeconnector import FakeConnector
 from tests.fuzz.targets import KNOWN_BUGS, TARGETS
@@ -51,32 +51,34 @@ def test_atheris_target_holds(target: str, tmp_path: Any) -> None:
 # -- what fuzzing found: regressions kept until fixed (strict: an XPASS says "remove me") ----------
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["zero-content-length"])
+@pytest.mark.xfail(strict=True, raises=ValueError, reason=KNOWN_BUGS["zero-content-length"])
 @pytest.mark.parametrize("length", [b"0", b"000"])
 def test_bug_pure_parser_zero_content_length(length: bytes) -> None:
     frames = _pystomp.FrameParser().feed(b"ERROR\ncontent-length:" + length + b"\n\n\x00")
     assert [(f.command, f.body) for f in frames] == [("ERROR", b"")]
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["agent-system-event"])
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["agent-system-event"])
 def test_bug_event_twins_disagree_on_agent_system_event() -> None:
-    from cucmconn.codec import _cevents, _pyevents
+    from cucmconn.codec import _pyevents
 
+    _cevents = pytest.importorskip("cucmconn.codec._cevents")
     body = b"1001#System#IN_SERVICE"
     assert _cevents.decode_event(body) == _pyevents.decode_event(body)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["crlf-split-at-limit"])
-def test_bug_crlf_split_across_reads_at_the_header_line_limit() -> None:
-    from cucmconn.codec import FrameParser
-
+@pytest.mark.xfail(strict=True, raises=ProtocolError, reason=KNOWN_BUGS["crlf-split-at-limit"])
+@pytest.mark.parametrize("twin", ["_pystomp", "_cstomp"])
+def test_bug_crlf_split_across_reads_at_the_header_line_limit(twin: str) -> None:
+    module = pytest.importorskip(f"cucmconn.codec.{twin}")
     line = b"h:" + b"v" * 46  # exactly max_header_line (48) bytes before the CRLF
-    parser = FrameParser(max_header_line=48)
+    assert module.FrameParser(max_header_line=48).feed(b"MESSAGE\n" + line + b"\r\n\nbody\x00")
+    parser = module.FrameParser(max_header_line=48)  # the same bytes, split inside the CRLF
     frames = parser.feed(b"MESSAGE\n" + line + b"\r") + parser.feed(b"\n\nbody\x00")
     assert [f.body for f in frames] == [b"body"]
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["blank-argument"])
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["blank-argument"])
 def test_bug_blank_argument_vanishes_on_the_wire() -> None:
     try:
         jms_type, body = encode_command("MakeCall", "1001", " ")
@@ -200,10 +202,14 @@ async def test_hostile_frame_closes_the_link_deliberately_and_loses_nothing(case
         await server.close()
 
 
-@pytest.mark.xfail(strict=True, reason="transport bug: StompSession.events_for raises "
-                   "ProtocolError for an unexpected frame (here SEND) and the events already "
-                   "built from the same read (a RECEIPT, a MESSAGE) are dropped with it, so the "
-                   "subscribe() waiting for that RECEIPT fails with ConnectionLost")
+@pytest.mark.xfail(
+    strict=True,
+    raises=ConnectionLost,
+    reason="transport bug: StompSession.events_for raises "
+    "ProtocolError for an unexpected frame (here SEND) and the events already "
+    "built from the same read (a RECEIPT, a MESSAGE) are dropped with it, so the "
+    "subscribe() waiting for that RECEIPT fails with ConnectionLost",
+)
 async def test_bug_unexpected_frame_drops_good_frames_of_the_same_read() -> None:
     server = await HostileServer([b"SEND\ndestination:/queue/x\n\nx\x00"]).start()
     transport = open_transport(server.url, max_backoff=0.2, heartbeat=0)
@@ -285,7 +291,9 @@ def names() -> tuple[str, str]:
 
 @pytest.fixture
 async def fake(activemq: BrokerHandle, names: tuple[str, str]) -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(open_transport(activemq.stomp_url), queue=f"/queue/{names[0]}").start()
+    connector = await FakeConnector(
+        open_transport(activemq.stomp_url), queue=f"/queue/{names[0]}"
+    ).start()
     yield connector
     await connector.stop()
 
@@ -327,7 +335,8 @@ def _verdict(answer: bytes) -> str:
         return "closed silently"
     if answer == b"?":
         return "no answer (waits)"
-    message = next((l for l in answer.split(b"\n") if l.startswith(b"message:")), b"ERROR")
+    lines = answer.split(b"\n")
+    message = next((line for line in lines if line.startswith(b"message:")), b"ERROR")
     return message.decode(errors="replace")[:60]
 
 
@@ -375,9 +384,12 @@ async def test_junk_on_the_client_topic_is_counted_and_harmless(
         )
 
 
-@pytest.mark.xfail(strict=True, reason="transport bug: a non-numeric 'expires' (or 'priority') "
-                   "header is sent as given; ActiveMQ then closes the connection without an "
-                   "ERROR frame, failing every command in flight, instead of a ValueError first")
+@pytest.mark.xfail(
+    strict=True,
+    reason="transport bug: a non-numeric 'expires' (or 'priority') "
+    "header is sent as given; ActiveMQ then closes the connection without an "
+    "ERROR frame, failing every command in flight, instead of a ValueError first",
+)
 @pytest.mark.parametrize("header", [{"expires": "soon"}, {"priority": "high"}])
 async def test_bug_transport_sends_non_numeric_expires(
     activemq: BrokerHandle, header: dict[str, str]
@@ -395,7 +407,7 @@ async def test_bug_transport_sends_non_numeric_expires(
         await transport.close()
 
 
-# -- the emulator over the wire: random and hostile commands beside a well-behaved client -----------
+# -- the emulator over the wire: random and hostile commands beside a well-behaved client -------
 
 FUZZ_AGENTS = [str(65_000 + i) for i in range(10)]
 
@@ -465,8 +477,10 @@ async def test_emulator_answers_hostile_commands_and_keeps_serving(
         raw = await asyncio.to_thread(_raw_connect, activemq)
         try:  # bytes our transport would never send: bad UTF-8, NUL with content-length
             for payload in (b"\xff\xfe\xfd", b"6500\x001", "\u00e9".encode("latin-1")):
-                frame = (f"SEND\ndestination:{queue}\ntype:MakeCall#65001\nreply-to:"
-                         f"{hostile_topic}\ncontent-length:{len(payload)}\n\n").encode()
+                frame = (
+                    f"SEND\ndestination:{queue}\ntype:MakeCall#65001\nreply-to:"
+                    f"{hostile_topic}\ncontent-length:{len(payload)}\n\n"
+                ).encode()
                 await asyncio.to_thread(raw.sendall, frame + payload + b"\x00")
                 sent += 1
             await asyncio.sleep(1.0)

@@ -12,10 +12,10 @@ import asyncio
 import uuid
 
 import pytest
+from scripts.soak import LoadDriver, RssSampler, soak
 
 from cucmconn import Client, Emulator, EventsMayBeMissed, SlowConsumer
 from cucmconn.client import EventStream
-from scripts.soak import LoadDriver, RssSampler, soak
 from tests.activemq import BrokerHandle
 
 pytestmark = pytest.mark.activemq

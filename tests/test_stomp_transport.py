@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cucmconn.broker import free_ports
 from cucmconn.codec import Frame, FrameParser
@@ -231,6 +233,38 @@ def test_incoming_frames_become_events() -> None:
     assert failure == BrokerFailure("Illegal destination", "java.lang.Exception: x", "r-7")
 
 
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12))
+def test_events_do_not_depend_on_how_tcp_splits_the_stream(cuts: list[int]) -> None:
+    def run(split_at: list[int]) -> list[tuple[str, bytes]]:
+        session = _connected_session()
+        sub, _, _ = session.subscribe("/topic/t", "h", 10)
+        stream = b"".join(frames).replace(b"SUB", sub.sub_id.encode())
+        out: list[tuple[str, bytes]] = []
+        for chunk in _split(stream, split_at):
+            for event in session.receive_data(chunk):
+                if isinstance(event, Delivery):
+                    out.append((event.message.headers["message-id"], event.message.body))
+                else:
+                    out.append((type(event).__name__, b""))
+        return out
+
+    frames = [
+        f"MESSAGE\nsubscription:SUB\ndestination:/topic/t\nmessage-id:{i}\n\n"
+        f"1001#AgentState#READY#{i} é😀\x00\n".encode()
+        for i in range(8)
+    ]
+    frames.insert(3, b"\n\nRECEIPT\nreceipt-id:r-1\n\n\x00")
+    expected = run([])  # the whole stream in one read
+    assert len(expected) == 9
+    assert run(cuts) == expected
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
 def test_a_refused_subscribe_is_forgotten() -> None:
     session = _connected_session()
     kept, kept_receipt, _ = session.subscribe("/topic/ok", "h", 10)
@@ -424,6 +458,7 @@ async def test_close_stops_reconnecting(closing: list[Any]) -> None:
     await _until(lambda: recorder.kinds == ["lost"], "the loss")
     await asyncio.sleep(0.2)  # a few refused attempts
     await transport.close()
+    await asyncio.sleep(0.2)  # let the proxy refuse attempts the kernel had already accepted
     attempts = broker.connections
     proxy.heal()
     await asyncio.sleep(0.3)

@@ -93,12 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     from tests.fuzz.targets import KNOWN_BUGS, TARGETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("targets", nargs="*", choices=[*TARGETS, []], default=[])
+    parser.add_argument("targets", nargs="*", help=f"any of {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--runs", type=int, default=20_000, help="inputs per target")
     parser.add_argument("--seconds", type=int, default=0, help="time per target instead")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     results = [
         fuzz(t, runs=args.runs, seconds=args.seconds, seed=args.seed)
         for t in (args.targets or list(TARGETS))

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from ..errors import CommandError
 from ..transport import Transport, open_transport
 from .directory import DEFAULT_EXTENSIONS, Directory
 from .front import Faults, Front
@@ -47,7 +48,8 @@ class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
     send_failures: int
     internal_errors: int
     backlog: int
-    pauses: int
+    shed: int
+    shed_unanswered: int
     restarts: int
     agents_logged_in: int
     calls_in_progress: int
@@ -64,7 +66,10 @@ class Emulator:
     caps concurrent logins (None: unlimited).  ``event_format`` is ``"default"`` (``#``) or
     ``"json"``.  ``latency``, ``drop_rate``, ``duplicate_rate``, ``reorder_rate`` and ``seed``
     inject faults.  ``clock`` (epoch seconds) fixes the model's event times for reproducible
-    tests; TTLs and latency always use the wall clock.
+    tests; TTLs and latency always use the wall clock.  ``transport`` replaces ``url`` with a
+    transport built by the caller (it is closed on stop); ``transport_options`` go to
+    ``open_transport``.  ``max_backlog`` bounds commands waiting to run; past it they are
+    answered PLEASE_RETRY.
     """
 
     def __init__(
@@ -221,7 +226,8 @@ class Emulator:
             send_failures=count("send_failures"),
             internal_errors=count("internal_errors"),
             backlog=front.backlog if front else 0,
-            pauses=count("pauses"),
+            shed=count("shed"),
+            shed_unanswered=count("shed_unanswered"),
             restarts=count("restarts"),
             agents_logged_in=len(model.agents),
             calls_in_progress=len(model.calls),
@@ -295,6 +301,10 @@ class Emulator:
             self._inbound["no_agent"] += 1
             return
         caller = f"{prefix}{rng.randrange(10_000_000):07d}"
-        _, outputs = self._model.place_call(caller, agent)
+        try:
+            _, outputs = self._model.place_call(caller, agent)
+        except CommandError:  # the free pool said otherwise; count it rather than stop
+            self._inbound["no_agent"] += 1
+            return
         self._inbound["placed"] += 1
         self._started().submit(outputs)

@@ -10,8 +10,10 @@ swappable: the front only needs ``handle(Command) -> list[Output]``.
 Hand-written because no library emulates a JMS request/reply service over STOMP.  One worker
 task drains one FIFO, so the events of each command leave in the order the model produced them
 and commands execute in arrival order, as on the single-threaded connector.  The FIFO is
-bounded: past ``max_backlog`` the front unsubscribes from the queue (the broker keeps the
-commands) and subscribes again once it has caught up, instead of growing memory.
+bounded: past ``max_backlog`` waiting commands, a new one is answered ``PLEASE_RETRY`` at once
+(the guide's answer for "request timeout") instead of growing memory.  Unsubscribing to push
+back on the broker was tried and rejected: with STOMP ``ack:auto`` the messages already
+prefetched to an unsubscribed consumer are lost.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ MAX_BODY = 4096
 """Longest command body accepted; the longest real one (``other,cid``) is a few dozen bytes."""
 MAX_HEADER = 512
 MAX_TRACKED_CLIENTS = 10_000
+MAX_OVERLOAD_ANSWERS = 10_000
+"""PLEASE_RETRY answers waiting to be sent for shed commands; past this, shedding is silent."""
 
 _EMPTY_TARGET = re.compile(r"\s*([A-Za-z0-9_]+)\s*#\s*")
 _SAFE_TARGET = re.compile(r"[A-Za-z0-9_.:@/-]{1,128}")
@@ -95,7 +99,10 @@ class FrontCounters:
     unroutable: int = 0
     send_failures: int = 0
     internal_errors: int = 0
-    pauses: int = 0
+    shed: int = 0
+    """Commands refused with PLEASE_RETRY because ``max_backlog`` commands were waiting."""
+    shed_unanswered: int = 0
+    """Of those, how many could not even be answered (no reply path, or a flood)."""
     restarts: int = 0
     lost_in_restart: int = 0
 
@@ -144,7 +151,8 @@ class Front:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._subscription: str | None = None
-        self._pausing = False
+        self._queued = 0
+        self._overload: deque[tuple[str | None, str | None, str]] = deque()
         self._clients: OrderedDict[str, int] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -167,10 +175,11 @@ class Front:
     async def start(self) -> None:
         if not self.transport.connected:
             await self.transport.connect()
+        # Subscribe first: commands arriving before the worker starts simply wait in the inbox.
+        self._subscription = await self.transport.subscribe(self.queue, self._on_message)
         self._worker = asyncio.get_running_loop().create_task(
             self._run(), name="cucmconn-emulator-front"
         )
-        self._subscription = await self.transport.subscribe(self.queue, self._on_message)
 
     async def stop(self) -> None:
         worker, self._worker = self._worker, None
@@ -180,6 +189,8 @@ class Front:
                 await worker
         self._fail_outbound()
         self._inbox.clear()
+        self._overload.clear()
+        self._queued = 0
         if self._subscription is not None and self.transport.connected:
             with contextlib.suppress(ConnectorError, OSError):
                 await self.transport.unsubscribe(self._subscription)
@@ -194,6 +205,7 @@ class Front:
         kept = [work for work in self._inbox if isinstance(work, _Outbound)]
         self._inbox.clear()
         self._inbox.extend(kept)
+        self._queued = 0
         self.model = model
 
     def submit(self, outputs: list[Output]) -> asyncio.Future[None]:
@@ -217,39 +229,26 @@ class Front:
 
     def _on_message(self, message: Message) -> None:
         self.counters.received += 1
-        self._inbox.append((self._clock() + self.faults.latency, message))
+        if self._queued < self.max_backlog:
+            self._queued += 1
+            self._inbox.append((self._clock() + self.faults.latency, message))
+        elif len(self._overload) < MAX_OVERLOAD_ANSWERS:
+            self.counters.shed += 1  # answered PLEASE_RETRY, as an overloaded connector does
+            self._overload.append(_overload_answer(message))
+        else:
+            self.counters.shed += 1
+            self.counters.shed_unanswered += 1
+            return
         self._wake.set()
-        if len(self._inbox) >= self.max_backlog and not self._pausing:
-            self._pausing = True
-            asyncio.get_running_loop().create_task(self._pause())
-
-    async def _pause(self) -> None:
-        """Stop consuming until the backlog halves: the broker holds the rest."""
-        subscription, self._subscription = self._subscription, None
-        self.counters.pauses += 1
-        if subscription is not None:
-            with contextlib.suppress(ConnectorError, OSError):
-                await self.transport.unsubscribe(subscription)
-
-    async def _maybe_resume(self) -> None:
-        if (
-            self._pausing
-            and self._subscription is None
-            and len(self._inbox) <= self.max_backlog // 2
-        ):
-            self._pausing = False
-            try:
-                self._subscription = await self.transport.subscribe(self.queue, self._on_message)
-            except (ConnectorError, OSError):
-                self._pausing = True
-                log.warning("emulator could not resubscribe to %s; retrying", self.queue)
-                await asyncio.sleep(0.5)
 
     # -- the worker ------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        inbox = self._inbox
+        inbox, overload = self._inbox, self._overload
         while True:
+            if overload:  # cheap answers first, so the overload queue stays short
+                await self._send_overload(overload.popleft())
+                continue
             if not inbox:
                 self._wake.clear()
                 await self._wake.wait()
@@ -261,14 +260,22 @@ class Front:
                     if not work.done.done():
                         work.done.set_result(None)
                 else:
+                    self._queued -= 1
                     await self._execute(*work)
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad command must never stop the connector
                 self.counters.internal_errors += 1
                 log.exception("emulator failed on a command")
-            if self._pausing:
-                await self._maybe_resume()
+
+    async def _send_overload(self, answer: tuple[str | None, str | None, str]) -> None:
+        reply_to, correlation_id, target = answer
+        if reply_to is None or not self._routable(reply_to):
+            self.counters.unroutable += 1
+            self.counters.shed_unanswered += 1
+            return
+        output = Output(reply_to, ErrorEvent(target, "PLEASE_RETRY"), True)
+        await self._send([output], correlation_id)
 
     def _fail_outbound(self) -> None:
         for work in self._inbox:
@@ -345,11 +352,7 @@ class Front:
         if reply_to is None:
             self.counters.unroutable += 1
             return None
-        _, _, raw_target = message.jms_type.partition("#")
-        target = raw_target.strip()
-        if _SAFE_TARGET.fullmatch(target) is None:
-            target = ""
-        return Output(reply_to, ErrorEvent(target, "PLEASE_RETRY"), True)
+        return Output(reply_to, ErrorEvent(_echo_target(message), "PLEASE_RETRY"), True)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -402,6 +405,18 @@ class Front:
                     kept[index], kept[index + 1] = kept[index + 1], kept[index]
                     counters.events_reordered += 1
         return kept
+
+
+def _overload_answer(message: Message) -> tuple[str | None, str | None, str]:
+    """(reply-to, correlation id, target to echo) of a shed command: a few short strings."""
+    return message.reply_to, message.correlation_id, _echo_target(message)
+
+
+def _echo_target(message: Message) -> str:
+    """The command's target if it is a plain token safe to echo in an error, else ``""``."""
+    _, _, raw_target = message.jms_type.partition("#")
+    target = raw_target.strip()
+    return target if _SAFE_TARGET.fullmatch(target) is not None else ""
 
 
 def _refused(command: Command, outputs: list[Output]) -> bool:

@@ -220,20 +220,11 @@ def _names() -> tuple[str, str]:
     return f"Connector1.{uuid.uuid4().hex[:8]}", f"cucmconn-test-{uuid.uuid4().hex[:8]}"
 
 
-# Our transports still send non-BMP text as plain UTF-8, which ActiveMQ 5.17 hands to JMS as
-# unreadable (see the test after this one); sending it as CESU-8 is what works on 5.17.
-# (The upstream fix, apache/activemq PR #1290, decodes STOMP bodies with the JDK's UTF-8
-# decoder, which would then reject CESU-8: make the encoding a transport option.)
-# Strict: the day a transport sends CESU-8 this XPASSes and fails, so the marker is removed.
-_CESU8_TODO = pytest.mark.xfail(
-    strict=True, reason="transport sends 4-byte UTF-8; ActiveMQ 5.17 needs CESU-8 (AMQ-8398)"
-)
 _PAIRS = [
     pytest.param(
         kind,
         case,
         id=f"{kind}-{case}",
-        marks=[_CESU8_TODO] if case == "non_bmp" and kind != "stomp.py" else [],
     )
     for kind in CLIENTS
     for case in COMMANDS

@@ -32,6 +32,7 @@ from typing import Protocol
 from ..codec import encode_event
 from ..codec.commands import ALIASES, parse_command
 from ..codec.events import ErrorEvent, Event, SystemStatus
+from ..codec.text import decode_text
 from ..errors import ConnectorError, ProtocolError
 from ..transport.base import Message, Transport, queue, topic
 from .model import Command, Output
@@ -324,9 +325,8 @@ class Front:
         try:
             if len(message.body) > MAX_BODY or len(jms_type) > MAX_HEADER:
                 raise ProtocolError("command too large")
-            body = message.body.decode("utf-8")
-            name, target, args = _parse(jms_type, body)
-        except (ProtocolError, UnicodeDecodeError):
+            name, target, args = _parse(jms_type, decode_text(message.body))
+        except ProtocolError:
             self.counters.malformed += 1
             return self._reject_malformed(message, reply_to)
         return Command(name, target, args, self._requester(reply_to, name, target, args))

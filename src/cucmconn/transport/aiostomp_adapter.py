@@ -45,6 +45,7 @@ from typing import Any
 from aiostomp.aiostomp import AioStomp, StompProtocol, StompReader
 from aiostomp.errors import ExceededRetryCount, StompError
 
+from ..codec.text import encode_text
 from ..errors import BrokerError, ConnectionLost, TransportError
 from .base import Message, MessageHandler, TransportListener, expires_at
 from .url import TransportURL
@@ -150,6 +151,8 @@ class AiostompTransport:
         self.receipt_timeout = float(opts.pop("receipt_timeout", 5.0))
         self.send_buffer_limit = int(opts.pop("send_buffer_limit", 1024 * 1024))
         self.reconnect = str(opts.pop("reconnect", "true")).lower() in _TRUE
+        self.body_encoding = str(opts.pop("body_encoding", "cesu-8"))
+        encode_text("", self.body_encoding)  # an unknown encoding fails here, not at first send
         opts.pop("cafile", None)
         opts.pop("verify", None)
         if opts:
@@ -265,7 +268,7 @@ class AiostompTransport:
         if expires is not None:
             out["expires"] = str(expires)
         out["persistent"] = "true" if persistent else "false"
-        data = body.encode("utf-8")
+        data = encode_text(body, self.body_encoding)
         if b"\x00" in data:
             raise ValueError("a text body cannot contain NUL (it would end the STOMP frame)")
         await self._wait_writable()

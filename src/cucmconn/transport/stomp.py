@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from ..codec import FrameError
+from ..codec.text import BODY_ENCODINGS, encode_text
 from ..errors import BrokerError, ConnectionLost, ProtocolError, TransportError
 from .backoff import Backoff
 from .base import MessageHandler, TransportListener, expires_at
@@ -70,6 +71,7 @@ class StompOptions:
     send_buffer_limit: int = 1024 * 1024
     receipt_timeout: float = 5.0
     max_frame_size: int = 4 * 1024 * 1024
+    body_encoding: str = "cesu-8"  # ActiveMQ 5.17 needs it for non-BMP text (codec/text.py)
 
     @classmethod
     def build(cls, given: Mapping[str, Any]) -> StompOptions:
@@ -87,6 +89,8 @@ class StompOptions:
             except (TypeError, ValueError):
                 raise ValueError(f"bad value for stomp option {key!r}") from None
             setattr(opts, key, value)
+        if opts.body_encoding not in BODY_ENCODINGS:
+            raise ValueError(f"body_encoding must be one of {BODY_ENCODINGS}")
         if opts.send_buffer_limit < 1024:
             raise ValueError("send_buffer_limit must be >= 1024 bytes")
         return opts
@@ -290,7 +294,7 @@ class StompTransport:
         """Queue one SEND; waits while the socket is paused or our buffer is full."""
         frame = self._session.send_frame(
             destination,
-            body.encode("utf-8"),
+            encode_text(body, self.options.body_encoding),
             jms_type=jms_type,
             correlation_id=correlation_id,
             reply_to=reply_to,

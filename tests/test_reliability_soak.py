@@ -42,7 +42,7 @@ async def test_short_soak_keeps_rss_flat_and_every_command_answered(
     assert result.connector == "emulator"
     assert result.ok, result.failures
     assert tally.answered == tally.sent, tally.line()  # nothing failed on a healthy link
-    assert result.rate_achieved > 0.8 * SOAK_RATE, f"only {result.rate_achieved:.0f}/s"
+    assert tally.sent > 0.5 * SOAK_RATE * SOAK_SECONDS, "the soak barely loaded anything"
     assert result.in_flight_after == 0
     assert result.client_stats["late"] == 0
     print(

@@ -309,7 +309,9 @@ cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, 
         )
     if seps[0] == 0:
         raise _bad("empty <Event_For>")
-    if kind == K_OTHER:
+    if kind == K_OTHER or kind == K_SYSTEM:
+        # ``System`` names a family in the first field; ``<agent>#System#...`` is no form of the
+        # guide, so it is an UnknownEvent (built by the twin, like every other unknown type).
         return _decode_default_py(_str(p, n, ascii))
     event_for = _istr(p, seps[0], ascii)
     if kind == K_TERMINAL:
@@ -321,6 +323,8 @@ cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, 
         return _AgentInfo(
             event_for, _field(p, n, seps, nsep, 2, ascii), _field(p, n, seps, nsep, 3, ascii)
         )
+    # Only the three stateful agent kinds remain: nothing may fall through to InboundCall.
+    assert kind == K_AGENTSTATE or kind == K_DIALOGSTATE or kind == K_INBOUNDCALL
     state = _ifield(p, n, seps, nsep, 2, ascii)
     if state is None:
         raise _bad(

@@ -373,7 +373,8 @@ cdef class FrameParser:
             nl = <const char*>memchr(buf + start, b"\n", end - start)
             if nl == NULL:
                 self._line = start
-                self._check_line(end - start, end - fs)
+                # A final CR may be half of a CRLF: not counted, like the EOL of a whole line.
+                self._check_line(_strip_cr(buf + start, end - start), end - fs)
                 return 0
             pos = nl - buf
             length = _strip_cr(buf + start, pos - start)
@@ -583,7 +584,7 @@ def decode_message(frame):
     while True:  # the head, line by line
         nl = <const char*>memchr(p + pos, b"\n", n - pos)
         if nl == NULL:
-            if n - pos > _MAX_LINE:
+            if _strip_cr(p + pos, n - pos) > _MAX_LINE:
                 raise _ProtocolError("header line too long")
             raise _ProtocolError("expected exactly one complete frame, got 0")
         line_len = _strip_cr(p + pos, nl - p - pos)

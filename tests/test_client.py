@@ -281,7 +281,7 @@ async def test_fallback_matches_agent_and_expected_event(fake: FakeConnector) ->
         Reply(f"{c.target}#AgentState#TALKING#{NOW}", correlated=False),  # not expected
         Reply(f"{c.target}#DialogState#INITIATED#{NOW}#77#{c.target},2", correlated=False),
     ]
-    async with make_client() as client:
+    async with make_client(correlate_fallback=True) as client:
         event = await client.agent("1").make_call("2")
     assert isinstance(event, DialogState) and event.connection_id == "77"
 
@@ -291,9 +291,32 @@ async def test_fallback_checks_connection_id(fake: FakeConnector) -> None:
         Reply(f"{c.target}#DialogState#HELD#{NOW}#999#{c.target},2", correlated=False),
         Reply(f"{c.target}#DialogState#HELD#{NOW}#{c.args[0]}#{c.target},2", correlated=False),
     ]
-    async with make_client() as client:
+    async with make_client(correlate_fallback=True) as client:
         event = await client.agent("1").hold("5")
     assert isinstance(event, DialogState) and event.connection_id == "5"
+
+
+async def test_auto_fallback_stops_once_the_connector_echoes_ids(fake: FakeConnector) -> None:
+    """Another party's id-less update must not resolve our command (the conference case)."""
+    fake.script["MakeCall"] = lambda c: [
+        Reply(f"{c.target}#DialogState#INITIATED#{NOW}#77#{c.target},2", correlated=False)
+    ]
+    async with make_client() as client:  # "auto"; the Hello answer echoed our id
+        stream = client.events()
+        with pytest.raises(CommandTimeout):
+            await client.agent("1").make_call("2", ttl=0.2)
+        item = stream.get_nowait()
+    assert isinstance(item, DialogState) and item.connection_id == "77"
+
+
+async def test_auto_fallback_serves_a_connector_that_never_echoes(fake: FakeConnector) -> None:
+    fake.script["Hello"] = lambda c: [Reply("System#IN_SERVICE", correlated=False)]
+    fake.script["MakeCall"] = lambda c: [
+        Reply(f"{c.target}#DialogState#INITIATED#{NOW}#77#{c.target},2", correlated=False)
+    ]
+    async with make_client() as client:
+        event = await client.agent("1").make_call("2")
+    assert isinstance(event, DialogState) and event.connection_id == "77"
 
 
 async def test_fallback_off_only_routes_to_streams(fake: FakeConnector) -> None:

@@ -140,6 +140,23 @@ def test_empty_and_non_text_arguments_refused() -> None:
         encode_command("MakeCall", "1001", True)
 
 
+@pytest.mark.parametrize("blank", [" ", "\t", "  ", "\u3000"])
+@pytest.mark.parametrize("position", [1, 2])
+def test_blank_argument_refused(blank: str, position: int) -> None:
+    """Regression (fuzzing): the receiver trims fields, so a whitespace-only argument would
+    arrive empty, or vanish when it is the only one; refused like an empty one."""
+    args = ["1002", "52"]
+    args[position - 1] = blank
+    with pytest.raises(ValueError, match=f"argument {position} .* is blank"):
+        encode_command("Transfer_sst", "1001", *args)
+    with pytest.raises(ValueError, match=r"argument 1 \(<redacted>\) is blank"):
+        encode_command("Login", "1001", blank)
+    assert parse_command(*encode_command("Transfer_sst", "1001", " 1002", "52"))[2] == (
+        "1002",
+        "52",
+    )  # a value around which there is space is still sent (the receiver trims it)
+
+
 @pytest.mark.parametrize(
     ("jms_type", "body", "expected"),
     [

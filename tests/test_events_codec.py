@@ -283,6 +283,52 @@ def test_unknown_event_keeps_everything(impl: ModuleType) -> None:
     assert impl.decode_event('{"type":"X"}') == UnknownEvent("", "X", (), '{"type":"X"}')
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "1001#System#IN_SERVICE",
+        "1001#Syst___em#IN_SERVICE",
+        "1001#SYSTEM",
+        "1001#_system_#A#B#C#D#E#F#G",
+        "Sys_tem#System#IN_SERVICE",  # '_' is ignored in type names, not in <Event_For>
+    ],
+)
+def test_agent_system_is_unknown(impl: ModuleType, body: str) -> None:
+    """Regression (fuzzing): ``System`` is a family, named in the first field; the compiled twin
+    used to let an agent's ``System`` type fall through to InboundCall."""
+    event_for, event_type, *args = body.split("#")
+    assert impl.decode_event(body.encode()) == UnknownEvent(
+        event_for, event_type, tuple(args), body
+    )
+
+
+_TYPE_SPELLINGS = [
+    spelling
+    for name in (
+        "System",
+        "Terminal",
+        "InboundCall",
+        "AgentInfo",
+        "AgentState",
+        "DialogState",
+        "Error",
+    )
+    for spelling in (name, name.upper(), "_".join(name), name[:-1], name + "s")
+]
+
+
+@pytest.mark.skipif(len(IMPLS) < 2, reason="needs the compiled twin")
+@pytest.mark.parametrize("event_for", ["1001", "System", "Terminal", "InboundCall", "Sys_tem"])
+def test_every_type_spelling_twins_agree(event_for: str) -> None:
+    """Differential over every type name x every first field: no spelling may be matched more
+    loosely (or dispatched differently) by one twin."""
+    for spelling in _TYPE_SPELLINGS:
+        for tail in ("", "#A", "#A#B#C#D#E"):
+            body = f"{event_for}#{spelling}{tail}".encode()
+            outcomes = [_outcome(module, body) for module in IMPLS]
+            assert outcomes[0] == outcomes[1], (body, outcomes)
+
+
 MALFORMED: list[tuple[bytes | str, str]] = [
     (b"", "empty body"),
     (b" \r\n\t", "empty body"),

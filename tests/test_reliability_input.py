@@ -2,7 +2,7 @@
 
 * ``tests/fuzz`` targets run under atheris for a bounded number of inputs each (a crash, a
   non-ProtocolError exception, a twin disagreement or a 10 s hang fails the test);
-* the bugs those runs found stay here as strict-xfail regressions until fixed;
+* the bugs those runs found stay here as regressions (strict-xfail while open);
 * a tiny STOMP server on loopback feeds our transport oversized frames, too many headers, bad
   UTF-8, undefined escapes and lying content-lengths: the good frames before the bad one are
   delivered, the link is closed deliberately with a ProtocolError saying why, and it comes back;
@@ -29,7 +29,7 @@ from cucmconn.codec.commands import encode_command, parse_command
 from cucmconn.transport import Message, open_transport
 from tests.activemq import BrokerHandle
 from tests.fakeconnector import FakeConnector
-from tests.fuzz.targets import KNOWN_BUGS, TARGETS
+from tests.fuzz.targets import TARGETS
 
 # -- coverage-guided fuzzing (atheris) -----------------------------------------------------------
 
@@ -48,17 +48,15 @@ def test_atheris_target_holds(target: str, tmp_path: Any) -> None:
     print(f"\nFIGURE fuzz {result.row()}")
 
 
-# -- what fuzzing found: regressions kept until fixed (strict: an XPASS says "remove me") ----------
+# -- what fuzzing found: fixed, kept as regression tests (open ones: strict xfail + KNOWN_BUGS) ---
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=KNOWN_BUGS["zero-content-length"])
 @pytest.mark.parametrize("length", [b"0", b"000"])
 def test_bug_pure_parser_zero_content_length(length: bytes) -> None:
     frames = _pystomp.FrameParser().feed(b"ERROR\ncontent-length:" + length + b"\n\n\x00")
     assert [(f.command, f.body) for f in frames] == [("ERROR", b"")]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["agent-system-event"])
 def test_bug_event_twins_disagree_on_agent_system_event() -> None:
     from cucmconn.codec import _pyevents
 
@@ -67,7 +65,6 @@ def test_bug_event_twins_disagree_on_agent_system_event() -> None:
     assert _cevents.decode_event(body) == _pyevents.decode_event(body)
 
 
-@pytest.mark.xfail(strict=True, raises=ProtocolError, reason=KNOWN_BUGS["crlf-split-at-limit"])
 @pytest.mark.parametrize("twin", ["_pystomp", "_cstomp"])
 def test_bug_crlf_split_across_reads_at_the_header_line_limit(twin: str) -> None:
     module = pytest.importorskip(f"cucmconn.codec.{twin}")
@@ -78,7 +75,6 @@ def test_bug_crlf_split_across_reads_at_the_header_line_limit(twin: str) -> None
     assert [f.body for f in frames] == [b"body"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_BUGS["blank-argument"])
 def test_bug_blank_argument_vanishes_on_the_wire() -> None:
     try:
         jms_type, body = encode_command("MakeCall", "1001", " ")

@@ -162,6 +162,17 @@ def test_content_length_body_may_hold_nul(stomp: ModuleType) -> None:
     assert frame.body == b"a\x00b\x00c"
 
 
+@pytest.mark.parametrize("length", ["0", "000"])
+def test_zero_content_length_is_an_empty_body(stomp: ModuleType, length: str) -> None:
+    """Regression (fuzzing): the pure twin computed ``int("")`` for an all-zero length."""
+    data = stomp.encode_frame("ERROR", {"content-length": length, "message": "m"}, b"")
+    frames = stomp.FrameParser().feed(data + RECEIPT)
+    assert [(f.command, f.body) for f in frames] == [("ERROR", b""), ("RECEIPT", b"")]
+    assert frames[0].headers["content-length"] == length
+    with pytest.raises(ProtocolError, match="no NUL"):  # a length of 0 still needs its NUL
+        stomp.FrameParser().feed(b"ERROR\ncontent-length:0\n\nx\x00")
+
+
 def test_first_repeated_header_wins(stomp: ModuleType) -> None:
     data = b"MESSAGE\nfoo:first\nfoo:second\ncontent-length:1\ncontent-length:9\n\nx\x00"
     (frame,) = stomp.FrameParser().feed(data)
@@ -337,6 +348,29 @@ def test_limits_hold_exactly_at_the_boundary(stomp: ModuleType) -> None:
     with pytest.raises(ProtocolError, match="too large"):
         stomp.FrameParser(max_frame_size=len(frame) - 1).feed(frame)
     assert len(stomp.FrameParser(max_headers=1, max_header_line=4).feed(frame)) == 1
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_header_line_limit_does_not_depend_on_the_split(stomp: ModuleType, eol: bytes) -> None:
+    """Regression (fuzzing): the limit is on the line without its EOL, so a line exactly at it
+    passes and one byte more fails at every split offset, also between the CR and the LF."""
+    limit = 24
+    for line, ok in ((b"h:" + b"v" * (limit - 2), True), (b"h:" + b"v" * (limit - 1), False)):
+        data = b"SEND" + eol + line + eol + eol + b"body\x00"
+        for cut in range(len(data) + 1):
+            parser = stomp.FrameParser(max_header_line=limit)
+            if ok:
+                assert [f.body for f in _split_feed(parser, data, cut)] == [b"body"], cut
+            else:
+                with pytest.raises(ProtocolError, match="header line too long"):
+                    _split_feed(parser, data, cut)
+
+
+def test_a_cr_waiting_for_its_lf_is_not_counted_but_a_bare_cr_is(stomp: ModuleType) -> None:
+    parser = stomp.FrameParser(max_header_line=8)
+    assert parser.feed(b"SEND\nh:123456\r") == []  # 8 bytes + a CR that may begin the EOL
+    with pytest.raises(ProtocolError, match="header line too long"):
+        parser.feed(b"x")  # it did not: the CR is content, and the line is now 10 bytes
 
 
 def test_error_poisons_and_keeps_earlier_frames(stomp: ModuleType) -> None:

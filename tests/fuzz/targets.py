@@ -15,7 +15,6 @@ hypothesis suites cannot reach by construction:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -34,22 +33,10 @@ __all__ = [
     "check_message",
 ]
 
-KNOWN_BUGS: dict[str, str] = {
-    "zero-content-length": "_pystomp.FrameParser raises ValueError (not ProtocolError) on "
-    "'content-length:0' (or any run of zeros): int('') after lstrip('0')",
-    "agent-system-event": "_cevents decodes '<agent>#System#<x>...' (System matched ignoring "
-    "case and '_', e.g. 'Syst__em') as InboundCall, _pyevents as UnknownEvent (twins disagree)",
-    "crlf-split-at-limit": "FrameParser (both twins) refuses a header line of exactly "
-    "max_header_line bytes + CRLF when the CR and the LF arrive in different reads: the "
-    "partial-line check counts the CR",
-    "blank-argument": "encode_command accepts a whitespace-only argument; parse_command strips "
-    "it, so ' ' as the only argument vanishes on the wire",
-}
+KNOWN_BUGS: dict[str, str] = {}
 """Open bugs these targets found, skipped by signature so fuzzing can go on past them; each has
 a strict-xfail regression test in ``tests/test_reliability_input.py``.  Delete an entry (and
 its check below) when that test starts to XPASS."""
-
-_ZERO_LENGTH = re.compile(rb"content-length:0+\r?\n")
 
 
 def _compiled(name: str) -> ModuleType | None:
@@ -78,20 +65,7 @@ def _outcome(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
         return "error", None
 
 
-def _known_agent_system(data: bytes) -> bool:
-    """``<x>#System#...`` where ``<x>`` is not itself System (type names match like the
-    decoders do: case and ``_`` ignored, so ``Syst___em`` counts)."""
-    parts = data.decode("utf-8", "replace").strip().split("#")
-    return (
-        len(parts) > 1
-        and _pyevents.type_key(parts[0].strip()) != "system"
-        and _pyevents.type_key(parts[1].strip()) == "system"
-    )
-
-
 def check_events(data: bytes) -> None:
-    if _known_agent_system(data):
-        return  # KNOWN_BUGS["agent-system-event"]
     results = [_outcome(m.decode_event, data) for m in _EVENT_TWINS]
     assert all(r == results[0] for r in results), f"event twins disagree on {data!r}: {results}"
     kind, event = results[0]
@@ -130,17 +104,10 @@ def _chunks(data: bytes) -> list[bytes]:
         return [data]
     step = data[0] % 17 + 1
     body = data[1:]
-    chunks = [body[i : i + step] for i in range(0, len(body), step)] or [b""]
-    # KNOWN_BUGS["crlf-split-at-limit"]: never split a CRLF, until that bug is fixed.
-    for i in range(len(chunks) - 1):
-        if chunks[i].endswith(b"\r") and chunks[i + 1].startswith(b"\n"):
-            chunks[i], chunks[i + 1] = chunks[i] + b"\n", chunks[i + 1][1:]
-    return chunks
+    return [body[i : i + step] for i in range(0, len(body), step)] or [b""]
 
 
 def check_frames(data: bytes) -> None:
-    if _ZERO_LENGTH.search(data):
-        return  # KNOWN_BUGS["zero-content-length"]
     whole = data[1:] if data else data
     for limits in _LIMITS:
         outcomes = []
@@ -155,8 +122,6 @@ def check_frames(data: bytes) -> None:
 
 
 def check_message(data: bytes) -> None:
-    if _ZERO_LENGTH.search(data) or _known_agent_system(data.partition(b"\n\n")[2]):
-        return  # KNOWN_BUGS["zero-content-length"], ["agent-system-event"]
     results = [_outcome(m.decode_message, data) for m in _STOMP_TWINS]
     assert all(r == results[0] for r in results), f"decode_message twins disagree on {data!r}"
 
@@ -167,8 +132,6 @@ def check_command(data: bytes) -> None:
     _outcome(parse_command, jms_type, body)
     fields = text.split("\x1e")  # record separator: fuzzer-chosen name, target, args
     name, target, args = fields[0], fields[1] if len(fields) > 1 else "", fields[2:]
-    if any(arg and not arg.strip() for arg in args):
-        return  # KNOWN_BUGS["blank-argument"]
     try:
         wire_type, wire_body = encode_command(name, target, *args)
     except (ValueError, TypeError):

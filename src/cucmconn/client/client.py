@@ -26,7 +26,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from ..codec import decode_event, encode_command
 from ..codec.commands import canonical_command
@@ -108,8 +108,10 @@ class Client:
     ``"raise"`` (the reader gets SlowConsumer).  ``wait_for_service`` makes commands wait (up to
     their TTL) for IN_SERVICE instead of failing fast.  ``correlate_fallback`` matches events
     without a correlation id by agent and expected event type (a mapping replaces the table;
-    False routes them to streams only).  ``on_resync(client)`` runs after a reconnect once every
-    logged-in agent was re-read with GetState.
+    False routes them to streams only); the default ``"auto"`` does so only until the connector
+    has echoed a correlation id once, after which an id-less event is another party's update
+    (or a forgery) and never resolves a command.  ``on_resync(client)`` runs after a reconnect
+    once every logged-in agent was re-read with GetState.
     """
 
     def __init__(
@@ -128,7 +130,7 @@ class Client:
         client_buffer: int = 10_000,
         overflow: Overflow = "drop_oldest",
         wait_for_service: bool = False,
-        correlate_fallback: bool | Mapping[str, tuple[Expect, ...]] = True,
+        correlate_fallback: bool | Literal["auto"] | Mapping[str, tuple[Expect, ...]] = "auto",
         transport_options: Mapping[str, Any] | None = None,
         on_resync: ResyncCallback | None = None,
     ) -> None:
@@ -166,14 +168,16 @@ class Client:
         self.overflow: Overflow = overflow
         self.wait_for_service = wait_for_service
         self.on_resync = on_resync
-        if correlate_fallback is True:
+        if correlate_fallback is True or correlate_fallback == "auto":
             expectations: Mapping[str, tuple[Expect, ...]] | None = DEFAULT_EXPECTATIONS
         elif correlate_fallback is False:
             expectations = None
         else:
             expectations = correlate_fallback
         self._stats = StatsCounters()
-        self._table = PendingTable(self._stats, expectations)
+        self._table = PendingTable(
+            self._stats, expectations, only_until_echoed=correlate_fallback == "auto"
+        )
         self._slots = Slots(max_in_flight)
         self._agents: dict[str, AgentSession] = {}
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()

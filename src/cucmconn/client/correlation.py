@@ -118,9 +118,16 @@ class PendingTable:
         self,
         stats: StatsCounters,
         expectations: Mapping[str, tuple[Expect, ...]] | None = DEFAULT_EXPECTATIONS,
+        *,
+        only_until_echoed: bool = False,
     ) -> None:
         self._stats = stats
         self._expectations = expectations
+        # "auto": a connector that has echoed one correlation id echoes them all, so after that an
+        # id-less event is someone else's (another party's update, a forged error) and must not
+        # resolve one of our commands.
+        self._only_until_echoed = only_until_echoed
+        self.connector_echoes_ids = False
         self._by_id: dict[str, Pending] = {}
         self._by_target: dict[str, list[Pending]] = {}
         self._buckets: dict[int, dict[str, Pending]] = {}
@@ -199,9 +206,12 @@ class PendingTable:
         """Resolve the command ``correlation_id`` names; False for a late or follow-up event."""
         entry = self._by_id.get(correlation_id)
         if entry is not None:
+            self.connector_echoes_ids = True
             self._settle(entry, event)
             return True
         failed = self._finished.get(correlation_id)
+        if failed is not None:
+            self.connector_echoes_ids = True
         if failed:
             self._stats.late += 1
             log.debug("late event for command %s dropped", correlation_id)
@@ -211,7 +221,7 @@ class PendingTable:
 
     def deliver_uncorrelated(self, key: str, event: Event) -> bool:
         """Fallback for an id-less event: the oldest command on ``key`` expecting it."""
-        if self._expectations is None:
+        if self._expectations is None or (self._only_until_echoed and self.connector_echoes_ids):
             return False
         for entry in self._by_target.get(key, ()):
             if isinstance(event, ErrorEvent) or any(

@@ -129,12 +129,23 @@ def _content_length(value: str | None, limit: int) -> int | None:
         return None
     if not (value.isascii() and value.isdigit()):
         raise ProtocolError(f"bad content-length {value[:32]!r}")
-    digits = value.lstrip("0")
-    # Checked before int(): a 5,000-digit value would hit int()'s digit limit (ValueError).
+    # Leading zeros dropped first, so "0" and "000" are the valid empty body (int("") is not);
+    # the length is checked before int(): a 5,000-digit value would hit int()'s digit limit.
+    digits = value.lstrip("0") or "0"
     length = int(digits) if len(digits) <= 18 else limit + 1
     if length > limit:
         raise ProtocolError(f"frame too large: content-length {length} > {limit}")
     return length
+
+
+def _partial_line(buf: bytearray, start: int) -> int:
+    """Length of the unfinished line at ``start``, not counting a final CR: it may be the first
+    half of a CRLF, so counting it would make the line limit depend on where TCP split the data.
+    """
+    end = len(buf)
+    if end > start and buf[end - 1] == 13:
+        end -= 1
+    return end - start
 
 
 class FrameParser:
@@ -259,7 +270,7 @@ class FrameParser:
             nl = buf.find(b"\n", start)
             if nl < 0:
                 self._line = start
-                self._check_line(len(buf) - start, len(buf) - frame_start)
+                self._check_line(_partial_line(buf, start), len(buf) - frame_start)
                 return False
             length = nl - start
             if length and buf[nl - 1] == 13:

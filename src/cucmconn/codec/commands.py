@@ -141,8 +141,9 @@ def encode_command(name: str, target: str, *args: str | int) -> tuple[str, str]:
         field = f"argument {position}"
         text = _as_text(field, arg)
         shown = repr(text) if echo else "<redacted>"
-        if not text:
-            raise ValueError(f"{field} ({shown}) is empty")
+        if not text.strip():
+            # The connector trims every field, so a blank argument would arrive empty or vanish.
+            raise ValueError(f"{field} ({shown}) is {'blank' if text else 'empty'}")
         _check_value(field, text, shown)
         texts.append(text)
     return f"{command}#{target}", ",".join(texts)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The project's one test command (README and .ci/run both call it).
 # Installs what the suite needs (pip packages, the Cython build, Debian's activemq), then runs:
-#   1. the whole suite on the compiled codec, on asyncio and uvloop, with a real ActiveMQ;
+#   1. the whole suite on the compiled codec with a real ActiveMQ (asyncio), then the client and
+#      transport tests again on uvloop (every test runs on both with CUCMCONN_TEST_LOOPS unset);
 #   2. the codec and client tests again on the pure-Python twins (CUCMCONN_NO_EXTENSIONS=1);
-#   3. every benchmark once as a smoke test (so they cannot rot), then ruff and mypy.
+#   3. the codec and client benchmarks once as a smoke test (so they cannot rot); ruff, mypy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,16 +29,22 @@ if [ "${CUCMCONN_SKIP_INSTALL:-0}" != "1" ]; then
   CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pip install -q -e '.[dev]'
 fi
 
-step "suite on the compiled codec (asyncio + uvloop, real ActiveMQ)"
-CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pytest -q -p no:cacheprovider "$@"
+step "suite on the compiled codec (asyncio, real ActiveMQ)"
+CUCMCONN_REQUIRE_EXTENSIONS=1 CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider \
+  -m "not slow" "$@"
+
+step "client and transports again on uvloop"
+CUCMCONN_TEST_LOOPS=uvloop "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
+  tests/test_client.py tests/test_stomp_transport.py tests/test_memory_broker.py
 
 step "codec and client tests on the pure-Python twins"
 CUCMCONN_NO_EXTENSIONS=1 CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider \
   -m "not activemq and not slow" tests/test_backend.py tests/test_events_codec.py \
-  tests/test_stomp_codec.py tests/test_commands.py tests/test_client.py
+  tests/test_stomp_codec.py tests/test_commands.py tests/test_text_codec.py tests/test_client.py
 
-step "benchmarks, once each, as a smoke test"
-CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider benchmarks \
+step "codec benchmarks, once each, as a smoke test"
+CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider \
+  benchmarks/bench_events.py benchmarks/bench_stomp.py benchmarks/bench_client.py \
   --benchmark-disable -m "not slow"
 
 step "ruff and mypy"

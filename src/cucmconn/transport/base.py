@@ -16,6 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
+from ..codec.text import decode_text
+from ..errors import ProtocolError
+
 __all__ = [
     "Message",
     "MessageHandler",
@@ -81,7 +84,11 @@ class Message:
         return value or None
 
     def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
+        """The body as text; ActiveMQ 5.17's CESU-8 is repaired (see codec/text.py)."""
+        try:
+            return decode_text(self.body)
+        except ProtocolError:
+            return self.body.decode("utf-8", "replace")
 
     def __repr__(self) -> str:  # bodies can carry call data: keep them out of reprs
         return f"Message(destination={self.destination!r}, bytes={len(self.body)})"

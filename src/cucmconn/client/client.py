@@ -476,8 +476,10 @@ class Client:
 
     async def _supervise(self) -> None:
         """Beat every ``keepalive`` while in service; Hello every ``connect_timeout`` when not."""
-        while True:
+        while not self._closed:
             if not self._link_up:
+                # close() sets the event with the link down: a set event never suspends, so
+                # without the _closed check above this loop would spin and never see its cancel.
                 await self._link_event.wait()
                 continue
             try:

@@ -47,6 +47,13 @@ DEFAULT_BODIES = [_pyevents.encode_event(e).encode() for e in MIX]
 JSON_BODIES = [_pyevents.encode_event(e, "json").encode() for e in MIX]
 
 
+def _ns(benchmark: Any, per: int) -> float | None:
+    """ns per item; None under --benchmark-disable (the CI smoke run has no stats)."""
+    if benchmark.stats is None:
+        return None
+    return round(benchmark.stats.stats.mean / per * 1e9, 1)
+
+
 def _twin(name: str) -> ModuleType:
     if name == "python":
         return _pyevents
@@ -89,7 +96,7 @@ def _run(benchmark: Any, decode: Callable[[bytes], object], bodies: list[bytes])
         decode(e)
 
     benchmark(mix)
-    benchmark.extra_info["ns_per_event"] = round(benchmark.stats.stats.mean / 5 * 1e9, 1)
+    benchmark.extra_info["ns_per_event"] = _ns(benchmark, 5)
 
 
 @pytest.mark.benchmark(group="events-default")
@@ -138,7 +145,7 @@ def test_default_many_agents(benchmark: Any, decoder: str) -> None:
             decode(body)
 
     benchmark(run)
-    benchmark.extra_info["ns_per_event"] = round(benchmark.stats.stats.mean / len(bodies) * 1e9, 1)
+    benchmark.extra_info["ns_per_event"] = _ns(benchmark, len(bodies))
 
 
 @pytest.mark.benchmark(group="events-json")
@@ -176,4 +183,4 @@ def test_encode_default(benchmark: Any, twin: str) -> None:
         encode(e)
 
     benchmark(mix)
-    benchmark.extra_info["ns_per_event"] = round(benchmark.stats.stats.mean / 5 * 1e9, 1)
+    benchmark.extra_info["ns_per_event"] = _ns(benchmark, 5)

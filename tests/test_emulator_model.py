@@ -236,6 +236,42 @@ def test_controlling_another_clients_agent_is_a_privilege_violation(model: CucmM
     assert not model.calls
 
 
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("Logout", ()),
+        ("MakeNotReady", ()),
+        ("MakeCall", ("1003",)),
+        ("AnswerCall", (CID,)),
+        ("HoldCall", (CID,)),
+        ("ReleaseCall", (CID,)),
+        ("Transfer_sst", ("1003", CID)),
+        ("ConsultCall", ("1003", CID)),
+        ("TransferCall", (CID,)),
+        ("Conferencecall", (CID,)),
+    ],
+)
+def test_a_command_without_requester_owns_no_agent(
+    model: CucmModel, name: str, args: tuple[str, ...]
+) -> None:
+    """No reply-to is no proof of ownership; the refusal goes nowhere, never to the owner's
+    topic (where the owner's client could match it to one of its own commands)."""
+    call_between(model)
+    before = (dict(model.agents["1001"].__dict__ if hasattr(model.agents["1001"], "__dict__")
+                   else {}), model.agents["1001"].state, list(model.agents["1001"].calls))
+    assert run(model, name, "1001", *args, by=None) == error("1001", "PRIVILLEGE_VIOLATION", None)
+    agent = model.agents["1001"]
+    assert (agent.state, list(agent.calls)) == before[1:]
+    assert model.calls[CID].legs == {"1001": "ACTIVE", "1002": "ACTIVE"}
+
+
+def test_errors_without_requester_go_nowhere(model: CucmModel) -> None:
+    assert run(model, "Logout", "1500", by=None) == error("1500", "CF_INVALID_OBJECT_STATE", None)
+    assert run(model, "Nope", "1001", by=None) == error("1001", "PLEASE_RETRY", None)
+    model.set_in_service(False)
+    assert run(model, "MakeReady", "1001", by=None) == [(None, "System#OUT_OF_SERVICE", True)]
+
+
 def test_answer(model: CucmModel) -> None:
     run(model, "MakeCall", "1001", "1002")
     assert run(model, "AnswerCall", "1002", CID) == [

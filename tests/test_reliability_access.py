@@ -339,14 +339,6 @@ async def test_agent_of_one_client_cannot_be_controlled_from_another(
     print(f"\nFIGURE ownership: {len(codes)} foreign commands -> PRIVILLEGE_VIOLATION each")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="emulator bug: a command WITHOUT reply-to is run as if "
-    "its sender owned the agent (CucmModel._owned takes the owner's destination "
-    "as the requester), so anyone who can write to the queue can log out or "
-    "drive any agent by leaving reply-to out",
-)
 async def test_bug_command_without_reply_to_bypasses_ownership(activemq: Any) -> None:
     tag = uuid.uuid4().hex[:8]
     async with (

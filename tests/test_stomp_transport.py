@@ -31,6 +31,7 @@ from cucmconn.transport.stompsession import (
     Connected,
     Delivery,
     Orphan,
+    ProtocolViolation,
     Receipt,
     SessionState,
     StompSession,
@@ -274,6 +275,66 @@ def test_a_refused_subscribe_is_forgotten() -> None:
         f"ERROR\nmessage:Not authorized\nreceipt-id:{refused_receipt}\n\n\x00".encode()
     )
     assert list(session.subscriptions) == [kept.sub_id]
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("expires", "soon"),
+        ("expires", "-5"),
+        ("expires", " 17"),
+        ("expires", "1" * 19),
+        ("priority", "high"),
+        ("priority", "10"),
+        ("priority", "\u0665"),  # a Unicode digit: int() takes it, Java's parseByte does not
+    ],
+)
+def test_send_frame_refuses_numeric_headers_activemq_would_drop_the_link_over(
+    header: str, value: str
+) -> None:
+    session = _connected_session()
+    with pytest.raises(ValueError, match=header):
+        session.send_frame("/queue/q", b"x", headers={header: value})
+
+
+def test_send_frame_passes_numeric_headers_through_unchanged() -> None:
+    session = _connected_session()
+    raw = session.send_frame("/queue/q", b"x", headers={"expires": "0", "priority": "9"})
+    (frame,) = FrameParser().feed(raw)
+    assert (frame.headers["expires"], frame.headers["priority"]) == ("0", "9")
+
+
+def test_an_unexpected_frame_keeps_the_events_before_it() -> None:
+    session = _connected_session()
+    sub, receipt, _ = session.subscribe("/topic/t", "h", 10)
+    data = (
+        f"RECEIPT\nreceipt-id:{receipt}\n\n\x00"
+        f"MESSAGE\nsubscription:{sub.sub_id}\ndestination:/topic/t\n\ngood\x00"
+        "SEND\ndestination:/queue/x\n\nbad\x00"
+        f"MESSAGE\nsubscription:{sub.sub_id}\ndestination:/topic/t\n\nafter\x00"
+    ).encode()
+    with pytest.raises(ProtocolViolation, match="unexpected SEND") as caught:
+        session.receive_data(data)
+    receipt_event, delivery = caught.value.events  # nothing after the bad frame
+    assert receipt_event == Receipt(receipt)
+    assert isinstance(delivery, Delivery) and delivery.message.body == b"good"
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (b"SEND\ndestination:/q\n\n\x00MESSAGE\nh:\\t\n\n\x00", "unexpected SEND"),
+        (b"MESSAGE\nh:\\t\n\n\x00", "undefined escape"),
+    ],
+)
+def test_a_malformed_stream_keeps_the_events_before_the_first_bad_frame(
+    bad: bytes, why: str
+) -> None:
+    session = _connected_session()
+    data = b"RECEIPT\nreceipt-id:r-5\n\n\x00" + bad
+    with pytest.raises(ProtocolViolation, match=why) as caught:
+        session.receive_data(data)
+    assert caught.value.events == [Receipt("r-5")]
 
 
 def test_backoff_grows_is_capped_and_jittered() -> None:

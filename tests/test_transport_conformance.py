@@ -189,6 +189,28 @@ async def test_expired_message_is_not_delivered(make: Factory) -> None:
     assert got == [b"no ttl", b"fresh"]
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"expires": "soon"}, {"priority": "high"}, {"content-length": "1"}, {"destination": "/q"}],
+    ids=["expires", "priority", "content-length", "destination"],
+)
+async def test_bad_send_headers_are_refused_before_sending(
+    make: Factory, headers: dict[str, str]
+) -> None:
+    """A ValueError on every transport alike, nothing sent, the link up for the next send
+    (ActiveMQ drops the whole connection, without an ERROR, over a non-numeric expires)."""
+    producer, consumer = await make(), await make()
+    destination = f"/queue/conf-{_name()}"
+    got: list[bytes] = []
+    await consumer.subscribe(destination, lambda m: got.append(m.body))
+    with pytest.raises(ValueError, match=next(iter(headers))):
+        await producer.send(destination, "refused", headers=headers)
+    await producer.send(destination, "next")
+    await _until(lambda: got == [b"next"], "the send after the refused one")
+    await _quiet()
+    assert got == [b"next"] and producer.connected
+
+
 async def test_unsubscribed_handler_gets_nothing_more(make: Factory) -> None:
     producer, consumer = await make(), await make()
     destination = f"/topic/conf-{_name()}"

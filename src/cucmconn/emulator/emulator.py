@@ -45,6 +45,7 @@ class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
     events_duplicated: int
     events_reordered: int
     unroutable: int
+    unauthorised: int
     send_failures: int
     internal_errors: int
     backlog: int
@@ -223,6 +224,7 @@ class Emulator:
             events_duplicated=count("events_duplicated"),
             events_reordered=count("events_reordered"),
             unroutable=count("unroutable"),
+            unauthorised=count("unauthorised"),
             send_failures=count("send_failures"),
             internal_errors=count("internal_errors"),
             backlog=front.backlog if front else 0,

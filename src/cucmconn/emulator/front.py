@@ -98,6 +98,8 @@ class FrontCounters:
     events_duplicated: int = 0
     events_reordered: int = 0
     unroutable: int = 0
+    unauthorised: int = 0
+    """Commands refused PRIVILLEGE_VIOLATION (an agent owned by another destination)."""
     send_failures: int = 0
     internal_errors: int = 0
     shed: int = 0
@@ -298,11 +300,25 @@ class Front:
             self.counters.executed += 1
             if _refused(parsed, outputs):
                 self.counters.refused_out_of_service += 1
+            elif _unauthorised(outputs):
+                self._on_unauthorised(parsed)
         elif parsed is None:
             return
         else:
             outputs = [parsed]
         await self._send(outputs, message.correlation_id)
+
+    def _on_unauthorised(self, command: Command) -> None:
+        self.counters.unauthorised += 1
+        if command.requester is None:
+            # Not answered (the model routes it nowhere, so ``_send`` counts it unroutable):
+            # the owner's topic is no place for it, and the sender gave no address.  Logged
+            # here so an operator sees the attempt; name and extension only, never the body.
+            log.info(
+                "refused %s on agent %s: no reply-to, so not its owner (PRIVILLEGE_VIOLATION)",
+                command.name,
+                command.target,
+            )
 
     def _track(self, destination: str | None) -> None:
         if destination is None:
@@ -425,6 +441,14 @@ def _refused(command: Command, outputs: list[Output]) -> bool:
         return False
     event = outputs[0].event
     return isinstance(event, SystemStatus) and not event.in_service
+
+
+def _unauthorised(outputs: list[Output]) -> bool:
+    """Was this the model's refusal of a command on an agent the requester does not own?"""
+    if len(outputs) != 1:
+        return False
+    event = outputs[0].event
+    return isinstance(event, ErrorEvent) and event.code == "PRIVILLEGE_VIOLATION"
 
 
 def _parse(jms_type: str, body: str) -> tuple[str, str, tuple[str, ...]]:

@@ -70,8 +70,9 @@ _PARTY_RE = re.compile(r"[^,#|\s\x00-\x1f\x7f-\x9f]{1,64}")
 class Command(NamedTuple):
     """One parsed command: canonical name, target, arguments, and where its answers go.
 
-    ``requester`` is the command's JMSReplyTo, else the destination it names (Hello/Login);
-    None when neither exists (answers then go to the agent's login destination, if any).
+    ``requester`` is the command's JMSReplyTo, else the destination it names (Hello/Beat
+    target, Login body); None when neither exists.  It is also *who asks*: an unknown
+    requester owns no agent and has nowhere to be answered.
     """
 
     name: str
@@ -280,7 +281,7 @@ class CucmModel:
         if command.requester is not None:
             self._remember(command.requester)
         if not self._in_service and name not in ("hello", "beat"):
-            return [Output(self._requester(command), SystemStatus(OUT_OF_SERVICE), True)]
+            return [Output(command.requester, SystemStatus(OUT_OF_SERVICE), True)]
         handler = self._handlers.get(name)
         emit = _Emit(self, command.target or None, command.requester)
         try:
@@ -291,14 +292,12 @@ class CucmModel:
             return [self._error(command, refused.code)]
         return emit.settle()
 
-    def _requester(self, command: Command) -> str | None:
-        if command.requester is not None:
-            return command.requester
-        agent = self._agents.get(command.target)
-        return agent.destination if agent is not None else None
-
-    def _error(self, command: Command, code: str) -> Output:
-        return Output(self._requester(command), ErrorEvent(command.target, code), True)
+    @staticmethod
+    def _error(command: Command, code: str) -> Output:
+        # To the requester only (None: nowhere).  Never to the agent owner's topic: there, an
+        # error carrying a stranger's correlation id could be matched by the owner's client
+        # to one of its own pending commands.
+        return Output(command.requester, ErrorEvent(command.target, code), True)
 
     def _remember(self, destination: str) -> None:
         clients = self._clients
@@ -366,6 +365,7 @@ class CucmModel:
         if emit.requester is None:
             if agent is None:
                 raise _Reject("PLEASE_RETRY")
+            # A query needs no ownership; the owner's topic learns only its own agent's state.
             emit.requester = agent.destination
         if agent is None:  # a query, so a logged-out agent is an answer, not an error
             emit.reply(AgentState(extension, LOGOUT, self._time()))
@@ -637,14 +637,16 @@ class CucmModel:
         return value
 
     def _owned(self, command: Command, emit: _Emit) -> AgentRecord:
-        """The logged-in agent the command targets, if the requester owns it."""
+        """The logged-in agent the command targets, if the requester owns it.
+
+        An unknown requester (no reply-to) owns nothing: anyone can write to the command
+        queue, so leaving reply-to out must not pass for the owner.
+        """
         extension = self._checked_target(command)
         agent = self._agents.get(extension)
         if agent is None:
             raise _Reject("CF_INVALID_OBJECT_STATE")
-        if emit.requester is None:
-            emit.requester = agent.destination
-        elif emit.requester != agent.destination:
+        if emit.requester is None or emit.requester != agent.destination:
             raise _Reject("PRIVILLEGE_VIOLATION")
         return agent
 

@@ -47,7 +47,7 @@ from aiostomp.errors import ExceededRetryCount, StompError
 
 from ..codec.text import encode_text
 from ..errors import BrokerError, ConnectionLost, TransportError
-from .base import Message, MessageHandler, TransportListener, expires_at
+from .base import Message, MessageHandler, TransportListener, expires_at, send_headers
 from .url import TransportURL
 
 __all__ = ["AiostompTransport"]
@@ -253,21 +253,14 @@ class AiostompTransport:
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        out: dict[str, str] = {}
-        for name, value in (headers or {}).items():
-            if name.lower() in ("content-length", "destination", "receipt"):
-                raise ValueError(f"header {name!r} is set by the transport")
-            out[name] = value
-        if jms_type is not None:
-            out["type"] = jms_type
-        if correlation_id is not None:
-            out["correlation-id"] = correlation_id
-        if reply_to is not None:
-            out["reply-to"] = reply_to
-        expires = expires_at(ttl)
-        if expires is not None:
-            out["expires"] = str(expires)
-        out["persistent"] = "true" if persistent else "false"
+        out = send_headers(
+            headers,
+            jms_type=jms_type,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            expires=expires_at(ttl),
+            persistent=persistent,
+        )
         data = encode_text(body, self.body_encoding)
         if b"\x00" in data:
             raise ValueError("a text body cannot contain NUL (it would end the STOMP frame)")

@@ -12,6 +12,7 @@ it never kills the connection.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
@@ -26,6 +27,7 @@ __all__ = [
     "TransportListener",
     "expires_at",
     "queue",
+    "send_headers",
     "topic",
 ]
 
@@ -43,6 +45,54 @@ def expires_at(ttl: float | None, now: float | None = None) -> int | None:
     if ttl is None:
         return None
     return int(((time.time() if now is None else now) + ttl) * 1000)
+
+
+_RESERVED = frozenset({"content-length", "destination", "receipt"})
+# ActiveMQ parses these with Long.parseLong / Byte.parseByte and, when that fails, closes the
+# connection without an ERROR frame: every command in flight on the link is lost for one bad
+# header.  So they are checked here, before any transport writes a byte.  STOMP header names
+# are case-sensitive and ActiveMQ reads these exact (lower-case) names.
+_NUMERIC = {
+    "expires": (re.compile(r"[0-9]{1,18}"), "an absolute time in epoch milliseconds"),
+    "priority": (re.compile(r"[0-9]"), "a JMS priority from 0 to 9"),
+}
+
+
+def send_headers(
+    headers: Mapping[str, str] | None,
+    *,
+    jms_type: str | None,
+    correlation_id: str | None,
+    reply_to: str | None,
+    expires: int | None,
+    persistent: bool,
+) -> dict[str, str]:
+    """The SEND headers every transport sends; ValueError for one the broker would choke on.
+
+    Shared by all transports so that bad input is refused alike on each, before anything is
+    written (the broker's reaction to some of it is to drop the whole connection).
+    """
+    out: dict[str, str] = {}
+    if headers:
+        for name, value in headers.items():
+            if name.lower() in _RESERVED:
+                raise ValueError(f"header {name!r} is set by the transport")
+            rule = _NUMERIC.get(name)
+            if rule is not None and (
+                not isinstance(value, str) or rule[0].fullmatch(value) is None
+            ):
+                raise ValueError(f"header {name!r} must be {rule[1]}, not {str(value)[:32]!r}")
+            out[name] = value
+    if jms_type is not None:
+        out["type"] = jms_type
+    if correlation_id is not None:
+        out["correlation-id"] = correlation_id
+    if reply_to is not None:
+        out["reply-to"] = reply_to
+    if expires is not None:
+        out["expires"] = str(expires)
+    out["persistent"] = "true" if persistent else "false"
+    return out
 
 
 class Message:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import TransportError
-from .base import Message, MessageHandler, TransportListener, expires_at
+from .base import Message, MessageHandler, TransportListener, expires_at, send_headers
 from .url import TransportURL
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
@@ -231,21 +231,18 @@ class MemoryTransport:
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        out = send_headers(
+            headers,
+            jms_type=jms_type,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            expires=expires_at(ttl),
+            persistent=persistent,
+        )
         if not self._connected:
             raise TransportError(f"{self.display_url}: not connected")
         if self._broker.congested:
             await self._broker.wait_for_space()
-        out: dict[str, str] = dict(headers) if headers else {}
-        if jms_type is not None:
-            out["type"] = jms_type
-        if correlation_id is not None:
-            out["correlation-id"] = correlation_id
-        if reply_to is not None:
-            out["reply-to"] = reply_to
-        expires = expires_at(ttl)
-        if expires is not None:
-            out["expires"] = str(expires)
-        out["persistent"] = "true" if persistent else "false"
         self._broker.publish(destination, body.encode("utf-8"), out)
 
     async def subscribe(

@@ -23,9 +23,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from ..codec import FrameError
 from ..codec.text import BODY_ENCODINGS, encode_text
-from ..errors import BrokerError, ConnectionLost, ProtocolError, TransportError
+from ..errors import BrokerError, ConnectionLost, TransportError
 from .backoff import Backoff
 from .base import MessageHandler, TransportListener, expires_at
 from .stompsession import (
@@ -33,6 +32,7 @@ from .stompsession import (
     Connected,
     Delivery,
     Orphan,
+    ProtocolViolation,
     Receipt,
     SessionEvent,
     StompSession,
@@ -425,11 +425,8 @@ class StompTransport:
     def _on_data(self, link: _Link, data: bytes) -> None:
         try:
             events = self._session.receive_data(data)
-        except FrameError as exc:
-            self._dispatch(link, self._session.events_for(exc.frames))
-            link.abort(exc)
-            return
-        except ProtocolError as exc:
+        except ProtocolViolation as exc:
+            self._dispatch(link, exc.events)  # what came before the bad frame is not lost
             link.abort(exc)
             return
         self._dispatch(link, events)

@@ -25,12 +25,14 @@ from typing import Any, NamedTuple
 
 from ..codec import FrameParser, encode_frame
 from ..errors import ProtocolError
-from .base import Message
+from .base import Message, send_headers
 
 __all__ = [
     "BrokerFailure",
     "Connected",
     "Delivery",
+    "Orphan",
+    "ProtocolViolation",
     "Receipt",
     "SessionEvent",
     "SessionState",
@@ -90,6 +92,17 @@ class Orphan(NamedTuple):
 
 
 SessionEvent = Connected | Delivery | Receipt | BrokerFailure | Orphan
+
+
+class ProtocolViolation(ProtocolError):
+    """The stream broke the protocol; ``events`` are those of the good frames before it.
+
+    The session is unusable on this link afterwards: deliver ``events``, then close it.
+    """
+
+    def __init__(self, message: str, events: list[SessionEvent]) -> None:
+        super().__init__(message)
+        self.events = events
 
 
 def _parse_pair(value: str) -> tuple[int, int]:
@@ -203,22 +216,21 @@ class StompSession:
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> bytes:
-        """A SEND; never with ``content-length`` so ActiveMQ makes a JMS TextMessage."""
-        out: dict[str, str] = {"destination": destination}
-        if headers:
-            for name, value in headers.items():
-                if name.lower() in ("content-length", "destination", "receipt"):
-                    raise ValueError(f"header {name!r} is set by the transport")
-                out[name] = value
-        if jms_type is not None:
-            out["type"] = jms_type
-        if correlation_id is not None:
-            out["correlation-id"] = correlation_id
-        if reply_to is not None:
-            out["reply-to"] = reply_to
-        if expires is not None:
-            out["expires"] = str(expires)
-        out["persistent"] = "true" if persistent else "false"
+        """A SEND; never with ``content-length`` so ActiveMQ makes a JMS TextMessage.
+
+        ValueError for a header ActiveMQ would drop the connection over (``send_headers``).
+        """
+        out = {"destination": destination}
+        out.update(
+            send_headers(
+                headers,
+                jms_type=jms_type,
+                correlation_id=correlation_id,
+                reply_to=reply_to,
+                expires=expires,
+                persistent=persistent,
+            )
+        )
         return encode_frame("SEND", out, body)
 
     def subscribe(
@@ -261,41 +273,60 @@ class StompSession:
     def receive_data(self, data: bytes) -> list[SessionEvent]:
         """Events for the frames completed by ``data``.
 
-        Raises ``FrameError`` (a ``ProtocolError``) for a malformed stream; its ``frames`` are
-        the good frames before the bad one, which :meth:`events_for` turns into events.
+        Raises :class:`ProtocolViolation` for a malformed stream or a frame a STOMP 1.2 server
+        must not send; its ``events`` are those of the good frames before the bad one, which
+        the caller delivers before closing the link, so nothing it received is lost.
         """
-        return self.events_for(self._parser.feed(data))
+        try:
+            frames = self._parser.feed(data)
+        except ProtocolError as exc:  # FrameError: ``frames`` are the good ones before it
+            # May itself raise, for an unexpected frame among the good ones: that one came first.
+            events = self.events_for(getattr(exc, "frames", []))
+            raise ProtocolViolation(str(exc), events) from exc
+        return self.events_for(frames)
 
     def events_for(self, frames: list[Any]) -> list[SessionEvent]:
+        """Events for complete frames; :class:`ProtocolViolation` (carrying the events before
+        it) at the first frame a STOMP 1.2 server must not send."""
         events: list[SessionEvent] = []
-        subs = self.subscriptions
         for frame in frames:
-            command = frame.command
-            if command == "MESSAGE":
-                headers = frame.headers
-                sub_id = headers.get("subscription", "")
-                sub = subs.get(sub_id)
-                if sub is None:
-                    events.append(Orphan(sub_id))
-                    continue
-                message = Message(headers.get("destination", sub.destination), frame.body, headers)
-                events.append(Delivery(sub, message))
-            elif command == "RECEIPT":
-                receipt_id = frame.headers.get("receipt-id", "")
-                self._pending_subscribes.pop(receipt_id, None)
-                events.append(Receipt(receipt_id))
-            elif command == "CONNECTED":
-                events.append(self._on_connected(frame.headers))
-            elif command == "ERROR":
-                failure = self._on_error(frame.headers, frame.body)
-                if failure.receipt_id is not None:  # a refused SUBSCRIBE is not re-issued
-                    refused = self._pending_subscribes.pop(failure.receipt_id, None)
-                    if refused is not None:
-                        self.subscriptions.pop(refused, None)
-                events.append(failure)
-            else:
-                raise ProtocolError(f"unexpected {command} frame from the broker")
+            try:
+                events.append(self._event_for(frame))
+            except ProtocolError as exc:
+                raise ProtocolViolation(str(exc), events) from None
         return events
+
+    def _event_for(self, frame: Any) -> SessionEvent:
+        command = frame.command
+        headers = frame.headers
+        if command == "MESSAGE":
+            sub_id = headers.get("subscription", "")
+            sub = self.subscriptions.get(sub_id)
+            if sub is None:
+                return Orphan(sub_id)
+            return Delivery(
+                sub, Message(headers.get("destination", sub.destination), frame.body, headers)
+            )
+        if command == "RECEIPT":
+            receipt_id = headers.get("receipt-id", "")
+            self._pending_subscribes.pop(receipt_id, None)
+            return Receipt(receipt_id)
+        if command == "CONNECTED":
+            return self._on_connected(headers)
+        if command == "ERROR":
+            failure = self._on_error(headers, frame.body)
+            if failure.receipt_id is not None:  # a refused SUBSCRIBE is not re-issued
+                refused = self._pending_subscribes.pop(failure.receipt_id, None)
+                if refused is not None:
+                    self.subscriptions.pop(refused, None)
+            return failure
+        # STOMP 1.2 gives a server exactly four frames: MESSAGE, RECEIPT, ERROR, CONNECTED.
+        # Anything else, even well-formed, means the peer is not a STOMP 1.2 server talking
+        # to this session (a wrong port, a proxy splicing streams, a broker bug), so what it
+        # sends next cannot be trusted to mean what it says.  Ignoring it would hide that
+        # fault for good; closing lets the reconnect start clean (and resubscribe) and reports
+        # it through ``connection_lost``.  The frames before it were complete and are kept.
+        raise ProtocolError(f"unexpected {command} frame from the broker")
 
     def _on_connected(self, headers: Mapping[str, str]) -> Connected:
         if self.state is not SessionState.CONNECTING:

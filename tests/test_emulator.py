@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -478,6 +479,28 @@ async def test_command_without_reply_to_answers_the_agents_topic(logged: Rig) ->
         (rig.wire(f"1002#AgentState#READY#{T}"), command_id),
         (rig.wire(f"1002#DialogState#IDLE#{T}"), command_id),
     ]
+
+
+async def test_command_without_reply_to_cannot_drive_an_agent(
+    logged: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can write to the queue: leaving reply-to out must not pass for the owner.  The
+    refusal has no sender to go to and must not go to the owner (it could match one of its
+    own commands), so it is counted and logged, without the body."""
+    rig = logged
+    caplog.set_level(logging.INFO, logger="cucmconn.emulator")
+    await rig.send("Logout", "1002", by=None)
+    await rig.send("MakeCall", "1002", "1003", by=None)
+    assert await rig.settle() == {"a": [], "b": [], "c": []}
+    stats = rig.emu.stats()
+    assert (stats.unauthorised, stats.unroutable) == (2, 2)
+    assert await rig.step("GetState", "1002", by="b") == rig.expect(
+        b=[mine(f"1002#AgentState#READY#{T}"), mine(f"1002#DialogState#IDLE#{T}")]
+    )
+    refused = [r for r in caplog.records if "PRIVILLEGE_VIOLATION" in r.getMessage()]
+    assert [r.levelno for r in refused] == [logging.INFO, logging.INFO]
+    assert "Logout" in refused[0].getMessage() and "1002" in refused[0].getMessage()
+    assert "1003" not in refused[1].getMessage()  # the MakeCall body stays out of logs
 
 
 # --------------------------------------------------------------------------- hostile input

@@ -257,11 +257,10 @@ def test_a_command_without_requester_owns_no_agent(
     """No reply-to is no proof of ownership; the refusal goes nowhere, never to the owner's
     topic (where the owner's client could match it to one of its own commands)."""
     call_between(model)
-    before = (dict(model.agents["1001"].__dict__ if hasattr(model.agents["1001"], "__dict__")
-                   else {}), model.agents["1001"].state, list(model.agents["1001"].calls))
-    assert run(model, name, "1001", *args, by=None) == error("1001", "PRIVILLEGE_VIOLATION", None)
     agent = model.agents["1001"]
-    assert (agent.state, list(agent.calls)) == before[1:]
+    assert (agent.state, agent.calls) == ("TALKING", [CID])
+    assert run(model, name, "1001", *args, by=None) == error("1001", "PRIVILLEGE_VIOLATION", None)
+    assert model.agents["1001"] is agent and (agent.state, agent.calls) == ("TALKING", [CID])
     assert model.calls[CID].legs == {"1001": "ACTIVE", "1002": "ACTIVE"}
 
 

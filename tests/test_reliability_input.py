@@ -477,6 +477,7 @@ async def test_emulator_answers_hostile_commands_and_keeps_serving(
         assert stats.internal_errors == 0, stats
         assert stats.commands_malformed > 0 and stats.errors_sent > 0, stats
         assert stats.unroutable > 0, "the loop/missing reply-to commands must go nowhere"
+        assert stats.unauthorised > 0, "commands on the good client's agents must be refused"
         errors = [m for m in answers if b"#Error#" in m.body]
         assert errors, "the hostile sender must be told, with errors"
         # The good client's agents are still its own: nobody logged them out or took them.
@@ -485,6 +486,7 @@ async def test_emulator_answers_hostile_commands_and_keeps_serving(
         print(
             f"\nFIGURE emulator-fuzz: {sent} hostile commands -> {len(answers)} answers "
             f"({len(errors)} errors, {violations} PRIVILLEGE_VIOLATION); emulator malformed "
-            f"{stats.commands_malformed}, unroutable {stats.unroutable}, expired "
+            f"{stats.commands_malformed}, unroutable {stats.unroutable}, unauthorised "
+            f"{stats.unauthorised}, expired "
             f"{stats.commands_expired}, internal errors 0; good client {tally.line()}"
         )

@@ -26,6 +26,9 @@ import pytest
 from tests.fakeconnector import FakeConnector
 
 from cucmconn import AgentSession, Client, decode_event
+from cucmconn.client.correlation import FINISHED_MEMORY, PendingTable
+from cucmconn.client.stats import StatsCounters
+from cucmconn.codec.events import AgentState
 from cucmconn.transport.memory import MemoryBroker, MemoryTransport
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
@@ -216,3 +219,58 @@ def test_sequential_raw_baseline(benchmark: Any, loop_name: str) -> None:
         loop.run_until_complete(fake.stop())
         loop.close()
     assert not waiting
+
+
+# -- the correlation table under churn ------------------------------------------------------------
+
+
+def _churn(table: PendingTable, start: int, count: int) -> None:
+    """``count`` commands added and answered, one at a time, as a long run does."""
+    event = AgentState("1", "READY", "")
+    for i in range(start, start + count):
+        table.deliver(table.add(f"c{i}", "GetState", "1", (), 1e9, 0.0).correlation_id, event)
+
+
+@pytest.mark.parametrize("finished", ["empty", "full"])
+def test_pending_table_churn(benchmark: Any, finished: str) -> None:
+    """Add + answer on a table whose memory of finished ids is empty vs already full.
+
+    A long run lives in the "full" state: the ids of the last ``FINISHED_MEMORY`` commands are
+    kept to classify stragglers as late, and each new one evicts the oldest.  The two rows must
+    cost about the same; an eviction that rescans the dict (``del d[next(iter(d))]``) made the
+    "full" row several times slower and a 20 s load run 16 % slower than a 5 s one.
+    """
+    benchmark.group = "client-pending-table-churn"
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # futures are created on the loop in ``add``
+    table = PendingTable(StatsCounters())
+    count = 20_000
+    start = [0]
+    if finished == "full":
+        loop.run_until_complete(_async(_churn, table, 0, FINISHED_MEMORY + 1))
+        start[0] = FINISHED_MEMORY + 1
+
+    def one_round() -> None:
+        loop.run_until_complete(_async(_churn, table, start[0], count))
+        start[0] += count
+
+    try:
+        benchmark.pedantic(one_round, rounds=5, iterations=1, warmup_rounds=1)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert len(table) == 0
+    if benchmark.stats is None:  # --benchmark-disable: a smoke run
+        return
+    _CHURN[finished] = benchmark.stats.stats.median
+    if "empty" in _CHURN and "full" in _CHURN:
+        ratio = _CHURN["full"] / _CHURN["empty"]
+        benchmark.extra_info["full_vs_empty"] = round(ratio, 2)
+        assert ratio < 1.5, f"a full finished-id memory makes churn {ratio:.1f}x slower"
+
+
+_CHURN: dict[str, float] = {}
+
+
+async def _async(fn: Callable[..., None], *args: Any) -> None:
+    fn(*args)

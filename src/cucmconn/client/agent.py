@@ -1,18 +1,15 @@
 """One agent (extension) on a client: its commands, its state and calls, its event streams.
 
 An idle session must stay small because a server client multiplexes 10,000 of them on one
-connection: ``__slots__``, and the serialisation queue and the streams are only created when
-first needed (and the queue is dropped again when it empties).  The per-agent FIFO is
-hand-written instead of an ``asyncio.Lock`` for two reasons: the lock would be kept per agent
-forever (hundreds of bytes each), and ``asyncio.Lock`` lets a newcomer overtake a woken waiter,
-while Cisco Finesse's rule is strict order per agent.
+connection: ``__slots__``, and the streams are only created when first needed.  The per-agent
+turn is a one-slot :class:`~cucmconn.client.slots.Slots` rather than an ``asyncio.Lock``: its
+waiter queue exists only while commands wait, and ``asyncio.Lock`` lets a newcomer overtake a
+woken waiter, while Cisco Finesse's rule is strict order per agent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import weakref
-from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -26,6 +23,7 @@ from ..codec.events import (
     Event,
     InboundCall,
 )
+from .slots import Slots
 from .streams import EventStream, StreamItem
 
 if TYPE_CHECKING:
@@ -51,14 +49,13 @@ class AgentSession:
     """Commands for one extension, serialised: the next waits until the previous is answered."""
 
     __slots__ = (
-        "_busy",
         "_calls",
         "_client",
         "_info",
         "_logged_in",
         "_state",
         "_streams",
-        "_waiters",
+        "_turn",
         "extension",
     )
 
@@ -69,8 +66,7 @@ class AgentSession:
         self._info: AgentInfo | None = None
         self._logged_in = False
         self._calls: dict[str, Call] | None = None
-        self._busy = False
-        self._waiters: deque[asyncio.Future[None]] | None = None
+        self._turn = Slots(1)  # one command in flight per agent; the rest queue in order
         self._streams: weakref.WeakSet[EventStream] | None = None
 
     def __repr__(self) -> str:
@@ -166,33 +162,6 @@ class AgentSession:
         return await self._client.send("Conferencecall", self.extension, *args, ttl=ttl)
 
     # -- per-agent FIFO (used by Client.send) --------------------------------------------------
-
-    async def _acquire(self) -> None:
-        if not self._busy:
-            self._busy = True
-            return
-        if self._waiters is None:
-            self._waiters = deque()
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._release()  # the turn was handed to us as we were cancelled: pass it on
-            elif self._waiters is not None and waiter in self._waiters:
-                self._waiters.remove(waiter)
-            raise
-
-    def _release(self) -> None:
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # hand over: _busy stays True
-                return
-        self._waiters = None
-        self._busy = False
 
     # -- applying events (called by the client's delivery callback) ---------------------------
 

@@ -375,17 +375,23 @@ class Client:
         session = self._agents.get(target)
         if session is None:
             return await self._request(name, target, args, jms_type, body, ttl)
-        await session._acquire()
+        turn = session._turn
+        if not turn.try_acquire():
+            await turn.acquire()
         try:
             return await self._request(name, target, args, jms_type, body, ttl)
         finally:
-            session._release()
+            turn.release()
 
     async def _request(
         self, name: str, target: str, args: tuple[str, ...], jms_type: str, body: str, ttl: float
     ) -> Event:
-        await self._wait_ready(name, target, ttl)
-        async with self._slots:
+        if not (self._link_up and self._in_service) or self._closed or not self._connected:
+            await self._wait_ready(name, target, ttl)
+        slots = self._slots
+        if not slots.try_acquire():
+            await slots.acquire()
+        try:
             entry = self._register(name, target, args, ttl)
             await self._transmit(entry, jms_type, body, ttl)
             try:
@@ -393,6 +399,8 @@ class Client:
             except asyncio.CancelledError:
                 self._table.abandon(entry)
                 raise
+        finally:
+            slots.release()
 
     async def _wait_ready(self, name: str, target: str, ttl: float) -> None:
         if self._closed or not self._connected:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
@@ -132,7 +133,10 @@ class PendingTable:
         self._by_target: dict[str, list[Pending]] = {}
         self._buckets: dict[int, dict[str, Pending]] = {}
         self._swept = 0  # every bucket below this one has been expired
-        self._finished: dict[str, bool] = {}  # id -> failed?, insertion-ordered, bounded
+        # id -> failed?, bounded: the oldest go first.  The order lives in a deque because
+        # ``del d[next(iter(d))]`` rescans the dict's deleted slots each time (quadratic).
+        self._finished: dict[str, bool] = {}
+        self._finished_order: deque[str] = deque()
         self._nonempty = asyncio.Event()
 
     def __len__(self) -> int:
@@ -175,10 +179,11 @@ class PendingTable:
             bucket.pop(entry.correlation_id, None)
             if not bucket:
                 del self._buckets[entry.bucket]
-        finished = self._finished
-        finished[entry.correlation_id] = failed
-        if len(finished) > FINISHED_MEMORY:
-            del finished[next(iter(finished))]
+        self._finished[entry.correlation_id] = failed
+        order = self._finished_order
+        order.append(entry.correlation_id)
+        if len(order) > FINISHED_MEMORY:
+            self._finished.pop(order.popleft(), None)
 
     def fail(self, entry: Pending, exc: BaseException) -> None:
         """End ``entry`` with ``exc``; a reply that still comes is then "late"."""

@@ -157,6 +157,7 @@ class Front:
         self._queued = 0
         self._overload: deque[tuple[str | None, str | None, str]] = deque()
         self._clients: OrderedDict[str, int] = OrderedDict()
+        self._verdicts: dict[str, bool] = {}  # destination -> routable?
 
     def __repr__(self) -> str:
         return (
@@ -360,8 +361,18 @@ class Front:
         return None
 
     def _routable(self, destination: str) -> bool:
-        """A destination we may send to: well-formed, and never our own command queue."""
-        return _DESTINATION.fullmatch(destination) is not None and destination != self.queue
+        """A destination we may send to: well-formed, and never our own command queue.
+
+        Every event is checked, and a handful of destinations recur, so verdicts are cached
+        (bounded: a flood of distinct names just restarts the cache).
+        """
+        verdict = self._verdicts.get(destination)
+        if verdict is None:
+            verdict = _DESTINATION.fullmatch(destination) is not None and destination != self.queue
+            if len(self._verdicts) >= MAX_TRACKED_CLIENTS:
+                self._verdicts.clear()
+            self._verdicts[destination] = verdict
+        return verdict
 
     def _reject_malformed(self, message: Message, reply_to: str | None) -> Output | None:
         """PLEASE_RETRY to the sender, addressed to the target when it is safe to echo."""

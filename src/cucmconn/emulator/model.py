@@ -206,6 +206,7 @@ class CucmModel:
     ) -> None:
         self.directory = directory or Directory()
         self._now = now
+        self._stamp: tuple[int, str] = (-1, "")  # (second, its text): formatting is not free
         self._cids = itertools.count(first_connection_id)
         self._max_clients = max_known_clients
         self._in_service = True
@@ -619,7 +620,10 @@ class CucmModel:
     # -- helpers -------------------------------------------------------------------------------
 
     def _time(self) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self._now()))
+        second = int(self._now())
+        if second != self._stamp[0]:
+            self._stamp = (second, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second)))
+        return self._stamp[1]
 
     def _checked_target(self, command: Command) -> str:
         extension = self._extension_arg(command.target)

@@ -69,8 +69,10 @@ def test_config_is_loopback_non_persistent_and_jmx_free(tmp_path: Path) -> None:
     assert node.get("useJmx") == "false"
     assert node.get("schedulerSupport") == "false"
     assert _connectors(broker.conf_dir / "activemq.xml") == {
-        "openwire": "tcp://127.0.0.1:40002",
-        "stomp": "stomp://127.0.0.1:40001?transport.hbGracePeriodMultiplier=1.5",
+        # 1 MB socket buffers: ActiveMQ's pinned 64 KB stalls pipelined links on loopback
+        "openwire": "tcp://127.0.0.1:40002?transport.socketBufferSize=1048576",
+        "stomp": "stomp://127.0.0.1:40001?transport.hbGracePeriodMultiplier=1.5"
+        "&transport.socketBufferSize=1048576",
     }
     assert not list(root.iter(f"{AMQ}simpleAuthenticationPlugin"))
     assert (broker.conf_dir / "log4j.properties").is_file()

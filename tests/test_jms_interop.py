@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -88,11 +89,12 @@ async def java_peer(
     """Start peers on demand: ``await start(queue, count)`` returns a ready JavaPeer."""
     peers: list[JavaPeer] = []
 
-    async def start(queue: str, count: int) -> JavaPeer:
+    async def start(queue: str, count: int, *quiet: str) -> JavaPeer:
         template = base64.b64encode(REPLY_TEMPLATE.encode()).decode()
         process = await asyncio.create_subprocess_exec(
             "java", "-Xmx128m", "-cp", connector_peer_classpath, "ConnectorPeer",
             activemq.openwire_url, queue, template, str(count), str(int(STEP_TIMEOUT * 3)),
+            *quiet,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
@@ -296,3 +298,49 @@ async def test_activemq_517_cannot_hand_plain_utf8_non_bmp_to_jms(
         assert (non_bmp["text"], non_bmp["error"]) == (None, "UTFDataFormatException")
     finally:
         await client.close()
+
+
+async def test_pipelined_round_trips_do_not_stall(
+    activemq: BrokerHandle, java_peer: Callable[..., Any]
+) -> None:
+    """1,024 commands in flight (the client's default bound) through the broker to a JMS peer.
+
+    With ActiveMQ's default 64 KB socket buffers this stalled on loopback within 15-75k round
+    trips (pruned segments, retransmit back-off, then our 20 s read watchdog); the broker the
+    project starts sets 1 MB buffers.  Pins that: every answer arrives, without a reconnect.
+    """
+    if not activemq.controllable:
+        pytest.skip("checks the configuration of the broker this project starts")
+    queue, ours = _names()
+    count, window = 40_000, 1024
+    await java_peer(queue, count, "quiet")
+    transport = open_transport(activemq.stomp_url)
+    await transport.connect()
+    slots = asyncio.Semaphore(window)
+    answered = 0
+    done = asyncio.get_running_loop().create_future()
+
+    def on_answer(message: Message) -> None:
+        nonlocal answered
+        answered += 1
+        slots.release()
+        if answered == count:
+            done.set_result(None)
+
+    async def pipeline() -> None:
+        await transport.subscribe(f"/topic/{ours}", on_answer)
+        for i in range(count):
+            await slots.acquire()
+            await transport.send(
+                f"/queue/{queue}", "1002", jms_type="MakeCall#1001", correlation_id=f"p{i}",
+                reply_to=f"/topic/{ours}", ttl=TTL,
+            )  # fmt: skip
+        await done
+
+    try:
+        with contextlib.suppress(TimeoutError):  # a stall: the counts below say how far it got
+            await asyncio.wait_for(pipeline(), 60)
+        stats = transport.stats()
+        assert (answered, stats["reconnects"]) == (count, 0), stats
+    finally:
+        await transport.close()

@@ -2,7 +2,7 @@
  * Plays the CUCM Connector's side of the wire over OpenWire, the way the vendor's Java service does,
  * so the interop test proves what a real JMS peer sees from cucmconn's STOMP client and back.
  *
- * Usage: java -cp <classes>:<jars> ConnectorPeer <brokerUrl> <queue> <replyTemplateBase64> <max> <timeoutSeconds>
+ * Usage: java -cp <classes>:<jars> ConnectorPeer <brokerUrl> <queue> <replyTemplateBase64> <max> <timeoutSeconds> [quiet]
  *
  * Consumes <queue>; for each message prints one JSON line on stdout (ASCII only: every non-ASCII
  * UTF-16 unit is escaped as \\uXXXX so no locale can mangle it), then, if JMSReplyTo is set,
@@ -11,6 +11,8 @@
  * because argv is decoded with the JVM's locale charset, which may not be UTF-8.
  * A body JMS cannot decode is reported with "error" (the exception's class) and not answered.
  * Prints {"event":"ready"} once consuming, and {"event":"done","handled":N} before exiting.
+ * With "quiet" (the round-trip benchmark) only those two lines are printed: a line per message
+ * would make the reader, not the peer, the bottleneck.
  */
 
 import java.nio.charset.StandardCharsets;
@@ -37,10 +39,11 @@ public final class ConnectorPeer {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: ConnectorPeer brokerUrl queue replyTemplateBase64 max timeoutSeconds");
+        if (args.length != 5 && !(args.length == 6 && "quiet".equals(args[5]))) {
+            System.err.println("usage: ConnectorPeer brokerUrl queue replyTemplateBase64 max timeoutSeconds [quiet]");
             System.exit(2);
         }
+        boolean quiet = args.length == 6;
         String template = new String(Base64.getDecoder().decode(args[2]), StandardCharsets.UTF_8);
         int max = Integer.parseInt(args[3]);
         long deadline = System.currentTimeMillis() + Long.parseLong(args[4]) * 1000L;
@@ -70,10 +73,14 @@ public final class ConnectorPeer {
                 } catch (JMSException unreadable) {
                     // What ActiveMQ 5.17 does to 4-byte UTF-8 from STOMP (AMQ-8398): report, no reply.
                     Throwable cause = unreadable.getCause() == null ? unreadable : unreadable.getCause();
-                    emit(describe(message, null, cause.getClass().getSimpleName()));
+                    if (!quiet) {
+                        emit(describe(message, null, cause.getClass().getSimpleName()));
+                    }
                     continue;
                 }
-                emit(describe(message, text, null));
+                if (!quiet) {
+                    emit(describe(message, text, null));
+                }
                 reply(session, producer, message, template.replace("{text}", text == null ? "" : text));
             }
         } finally {

@@ -1,4 +1,4 @@
-"""Client throughput, latency and memory on memory://, against the scripted fake connector.
+"""Client throughput, latency and memory: memory:// with a scripted fake, and a real ActiveMQ.
 
 Run: ``pytest benchmarks/bench_client.py --benchmark-min-rounds=3 -s`` (``-s`` prints the
 figures).  One round is a burst: every agent sends one GetState at once (so 1,000 or 10,000
@@ -7,6 +7,10 @@ prints commands/s and the client's own p50/p99 latency for that burst; asyncio a
 same bursts side by side in one group per agent count, so their ratio is read off one table.
 The fake connector is part of every round (it decodes, answers and publishes each command on the
 same loop), so the figures are for client + peer on one core, an upper bound on client cost.
+
+``test_getstate_burst_activemq`` runs the same bursts through a real ActiveMQ (started by the
+``activemq`` fixture) to ``cucmconn emulate`` in its own process, native ``stomp://`` beside
+``aiostomp://``; the broker and the emulator share the machine's two cores with the client.
 
 ``test_idle_session_memory`` measures bytes per AgentSession with tracemalloc, for sessions just
 created and for sessions logged in and idle (state, AgentInfo, no call, no reader); the brief's
@@ -43,23 +47,36 @@ SESSION_BUDGET = 2048
 
 
 class Rig:
-    """A loop, a fake connector and a client with ``n`` logged-in agents, kept across rounds."""
+    """A loop and a client with ``n`` logged-in agents, kept across rounds.
 
-    def __init__(self, loop_name: str, n: int) -> None:
+    Without ``url``: memory:// with the scripted fake connector on the same loop.  With a broker
+    URL: the emulator answers from its own process (``emulator_process``).
+    """
+
+    def __init__(self, loop_name: str, n: int, url: str | None = None) -> None:
         MemoryBroker.reset()
         self.loop = LOOPS[loop_name]()
         self.n = n
-        self.fake = FakeConnector(MemoryTransport(), record=False)
-        self.client = Client(
-            transport=MemoryTransport(), client_destination="bench", max_in_flight=1024, ttl=30.0
-        )
+        self.fake: FakeConnector | None = None
+        if url is None:
+            self.fake = FakeConnector(MemoryTransport(), record=False)
+            self.client = Client(
+                transport=MemoryTransport(), client_destination="bench", max_in_flight=1024,
+                ttl=30.0,
+            )  # fmt: skip
+            first = 100_000
+        else:
+            self.client = Client(url, max_in_flight=1024, ttl=30.0)
+            first = 1000  # the emulator's directory
+        self.extensions = [str(first + i) for i in range(n)]
         self.agents: list[AgentSession] = []
         self.loop.run_until_complete(self._setup())
 
     async def _setup(self) -> None:
-        await self.fake.start()
+        if self.fake is not None:
+            await self.fake.start()
         await self.client.connect()
-        self.agents = [self.client.agent(str(100_000 + i)) for i in range(self.n)]
+        self.agents = [self.client.agent(ext) for ext in self.extensions]
         await asyncio.gather(*(a.login() for a in self.agents))
         self.client.stats(reset_latency=True)
 
@@ -70,18 +87,18 @@ class Rig:
 
     def close(self) -> None:
         async def _close() -> None:
+            if self.fake is None:
+                await asyncio.gather(*(a.logout() for a in self.agents))
             await self.client.close()
-            await self.fake.stop()
+            if self.fake is not None:
+                await self.fake.stop()
 
         self.loop.run_until_complete(_close())
         self.loop.close()
 
 
-@pytest.mark.parametrize("agents", [1000, 10_000])
-@pytest.mark.parametrize("loop_name", list(LOOPS))
-def test_getstate_burst(benchmark: Any, loop_name: str, agents: int) -> None:
-    benchmark.group = f"client-getstate-burst-{agents}-agents"
-    rig = Rig(loop_name, agents)
+def _bursts(benchmark: Any, rig: Rig, label: str) -> None:
+    """Three timed bursts (one warm-up); records and prints commands/s and latency."""
     elapsed: list[float] = []
     try:
 
@@ -93,7 +110,7 @@ def test_getstate_burst(benchmark: Any, loop_name: str, agents: int) -> None:
     finally:
         rig.close()
     assert stats.timeouts == 0 and stats.in_flight == 0
-    rate = agents / min(elapsed)
+    rate = rig.n / min(elapsed)
     benchmark.extra_info.update(
         commands_per_s=round(rate),
         p50_ms=round(stats.latency_p50_ms, 3),
@@ -101,10 +118,30 @@ def test_getstate_burst(benchmark: Any, loop_name: str, agents: int) -> None:
         max_ms=round(stats.latency_max_ms, 3),
     )
     print(
-        f"\n[{loop_name:7}] {agents:6} agents: {rate:9.0f} commands/s, "
+        f"\n[{label}] {rig.n:6} agents: {rate:9.0f} commands/s, "
         f"p50 {stats.latency_p50_ms:.2f} ms, p99 {stats.latency_p99_ms:.2f} ms, "
-        f"max {stats.latency_max_ms:.2f} ms (client + fake on one loop)"
+        f"max {stats.latency_max_ms:.2f} ms"
     )
+
+
+@pytest.mark.parametrize("agents", [1000, 10_000])
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+def test_getstate_burst(benchmark: Any, loop_name: str, agents: int) -> None:
+    """memory://, client + fake connector on one loop: an upper bound on the client's cost."""
+    benchmark.group = f"client-getstate-burst-{agents}-agents"
+    _bursts(benchmark, Rig(loop_name, agents), f"{loop_name:7}, memory://")
+
+
+@pytest.mark.parametrize("agents", [1000, 10_000])
+@pytest.mark.parametrize("scheme", ["stomp", "aiostomp"])
+def test_getstate_burst_activemq(
+    benchmark: Any, emulator_process: str, scheme: str, agents: int
+) -> None:
+    """The same bursts through a real ActiveMQ to the emulator in its own process, on uvloop
+    (what ``cucmconn.run`` picks); aiostomp:// beside the native transport."""
+    benchmark.group = f"client-getstate-burst-activemq-{agents}-agents"
+    url = emulator_process.replace("stomp://", f"{scheme}://", 1)
+    _bursts(benchmark, Rig("uvloop" if "uvloop" in LOOPS else "asyncio", agents, url), scheme)
 
 
 def _traced() -> int:

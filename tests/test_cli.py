@@ -8,6 +8,7 @@ where a test needs a connector that misbehaves on purpose, from the scripted fak
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from cucmconn.cli.load import gc_threshold
 from cucmconn.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, main_async
 from cucmconn.cli.report import LatencyHistogram
 from cucmconn.cli.traffic import parse_extensions
@@ -123,6 +125,28 @@ async def test_load_json_report_on_the_emulator(capsys: pytest.CaptureFixture[st
     assert report["throughput_cps"] > 0
     assert report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
     assert report["emulated"] is True
+
+
+async def test_load_tunes_the_collector_only_for_its_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command raises the gen-0 threshold while it runs (and says so), then restores it;
+    ``--gc-threshold 0`` leaves the collector alone."""
+    before = gc.get_threshold()
+    with gc_threshold(12345):
+        assert gc.get_threshold() == (12345, *before[1:])
+    assert gc.get_threshold() == before
+    code, out, _ = await cli(
+        capsys, "load", "--agents", "20", "--duration", "0.5", "--json", "--no-progress",
+        "--gc-threshold", "12345",
+    )  # fmt: skip
+    assert code == EXIT_OK and one_json(out)["gc_threshold"] == 12345
+    assert gc.get_threshold() == before
+    code, out, _ = await cli(
+        capsys, "load", "--agents", "20", "--duration", "0.5", "--json", "--no-progress",
+        "--gc-threshold", "0",
+    )  # fmt: skip
+    assert code == EXIT_OK and one_json(out)["gc_threshold"] == before[0]
 
 
 async def test_load_inbound_scenario(capsys: pytest.CaptureFixture[str]) -> None:

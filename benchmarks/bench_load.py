@@ -169,7 +169,7 @@ def test_zz_print_the_table() -> None:
     if not RESULTS:
         pytest.skip("no load figures in this session")
     lines = [
-        f"{'run':<16}{'agents':>7}{'cmd/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'RSS MB':>8}"
+        f"{'run':<18}{'agents':>7}{'cmd/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'RSS MB':>8}"
         f"{'lost':>6}  target"
     ]
     for name, report in RESULTS.items():
@@ -181,7 +181,7 @@ def test_zz_print_the_table() -> None:
         if peer in RESULTS and _value(RESULTS[peer], key):
             ratio = f"  ({value / _value(RESULTS[peer], key):.2f}x {peer})"
         lines.append(
-            f"{name:<16}{report['agents']:>7}{report['throughput_cps']:>10,.0f}"
+            f"{name:<18}{report['agents']:>7}{report['throughput_cps']:>10,.0f}"
             f"{report['latency_ms']['p50']:>9.2f}{report['latency_ms']['p99']:>9.2f}"
             f"{report.get('max_rss_mb') or 0:>8.0f}{report['lost']:>6}  "
             f"{key} {op} {target:g}: {'met' if met else 'NOT met'}{ratio}"

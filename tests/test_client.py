@@ -659,6 +659,21 @@ async def test_slots_fifo_and_cancelled_waiter() -> None:
     await asyncio.wait_for(slots.acquire(), 1.0)  # the slot came back
 
 
+async def test_slots_try_acquire_never_overtakes_a_waiter() -> None:
+    """The synchronous fast path is only taken when nobody waits: strict arrival order holds."""
+    slots = Slots(1)
+    assert slots.try_acquire()
+    assert not slots.try_acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    assert slots.waiting == 1
+    slots.release()  # handed to the waiter, not freed
+    assert not slots.try_acquire()  # a newcomer cannot barge in before the waiter runs
+    await waiter
+    slots.release()
+    assert slots.waiting == 0 and slots.try_acquire()
+
+
 async def test_no_call_data_in_logs_above_debug(
     fake: FakeConnector, caplog: pytest.LogCaptureFixture
 ) -> None:

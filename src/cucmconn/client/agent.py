@@ -161,8 +161,6 @@ class AgentSession:
         args = (other, connection_id) if other else (connection_id,)
         return await self._client.send("Conferencecall", self.extension, *args, ttl=ttl)
 
-    # -- per-agent FIFO (used by Client.send) --------------------------------------------------
-
     # -- applying events (called by the client's delivery callback) ---------------------------
 
     def _apply(self, event: Event) -> None:

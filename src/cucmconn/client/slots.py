@@ -37,11 +37,6 @@ class Slots:
     def waiting(self) -> int:
         return len(self._waiters) if self._waiters else 0
 
-    @property
-    def busy(self) -> bool:
-        """Every slot is held."""
-        return self._free == 0
-
     def try_acquire(self) -> bool:
         if self._free and not self._waiters:
             self._free -= 1

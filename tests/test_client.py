@@ -422,6 +422,30 @@ async def test_keepalive_beats_and_unanswered_beat(fake: FakeConnector) -> None:
         await until(lambda: client.in_service)
 
 
+async def test_back_in_service_resyncs_logged_in_agents(fake: FakeConnector) -> None:
+    """An outage on a link that never dropped may hide a connector (or CUCM) restart: when
+    IN_SERVICE returns, logged-in agents are re-read and the streams are told, once."""
+    resynced: list[Client] = []
+    async with make_client(on_resync=resynced.append) as client:
+        agent = client.agent("42031")
+        await agent.login()
+        client.agent("42033")  # never logged in: not re-read
+        stream = agent.events()
+        before = len(fake.commands("GetState"))
+        fake.in_service = False
+        await fake.push(TOPIC, "System#OUT_OF_SERVICE")
+        await until(lambda: not client.in_service)
+        assert len(fake.commands("GetState")) == before  # nothing while it is down
+        fake.in_service = True
+        await until(lambda: resynced == [client])
+        assert [c.target for c in fake.commands("GetState")[before:]] == ["42031"]
+        assert isinstance(stream.get_nowait(), EventsMayBeMissed)
+        await fake.push(TOPIC, "System#IN_SERVICE")  # already in service: no second resync
+        await asyncio.sleep(0.05)
+        assert resynced == [client]
+        assert len(fake.commands("GetState")) == before + 1
+
+
 # -- reconnect --------------------------------------------------------------------------------
 
 

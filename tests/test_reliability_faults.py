@@ -17,6 +17,7 @@ prints a ``FIGURE`` line (run with ``-s``) quoted in docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -220,6 +221,68 @@ async def test_emulator_restart_under_load(
             )
     finally:
         await emulator.stop()
+
+
+async def _emulator_process(url: str, queue: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cucmconn", "emulate", "--url", url, "--queue", queue,
+        "--extensions", EXTENSIONS,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_connector_process_sigkill_under_load(
+    activemq: BrokerHandle, names: tuple[str, str]
+) -> None:
+    """The connector process is SIGKILLed (no DISCONNECT: the broker learns from the dead
+    socket) and a new one starts at once, faster than a missed Beat would show.  What the dead
+    one had taken ends as a timeout, never as a late answer; commands sent meanwhile wait in
+    the queue for the new one; the client's link never dropped, so nothing is
+    ``ConnectionLost``; GetState shows the agents LOGOUT and a re-login works."""
+    url, queue = activemq.stomp_url, names[0]
+    proc = await _emulator_process(url, queue)
+    client = make_client(url, names)
+    try:
+        async with client:
+            driver = LoadDriver(client, AGENTS, RATE)
+            assert (await driver.login_all()).answered == len(AGENTS)
+            driver.start()
+            before = await load_phase(driver, 1.0)
+            proc.kill()
+            await proc.wait()
+            proc = await _emulator_process(url, queue)
+            await until(
+                lambda: client.in_service and driver.tally.answered > before.answered + 100,
+                30,
+                "commands answered by the new connector",
+            )
+            # The load's own GetState reaches every agent once its timed-out command (if any)
+            # has ended; the new connector never saw a Login, so each is LOGOUT.
+            await until(
+                lambda: all(client.agent(ext).state == "LOGOUT" for ext in AGENTS),
+                3 * client.ttl,
+                "every agent shown LOGOUT by the new connector",
+            )
+            relogin = await driver.login_all()
+            at_recovery = await load_phase(driver, 0.5)
+            await load_phase(driver, 0.5)
+            await driver.stop()
+            tally = driver.tally
+            await check_accounting(tally, client)
+            assert tally.lost == 0 and tally.errors == 0, tally.line()
+            assert relogin.answered == len(AGENTS), relogin.line()
+            assert tally.answered > at_recovery.answered, "no command succeeded after re-login"
+            assert client.stats().late == 0  # the dead process never answered after all
+            print(
+                f"\nFIGURE connector-sigkill: {tally.line()}; timeouts from the kill "
+                f"{tally.timeouts - before.timeouts}"
+            )
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        stderr = await proc.stderr.read() if proc.stderr else b""
+        await proc.wait()
+    assert b"Traceback" not in stderr, stderr.decode(errors="replace")[-2000:]
 
 
 async def test_out_of_service_flapping_under_load(

@@ -110,8 +110,9 @@ class Client:
     without a correlation id by agent and expected event type (a mapping replaces the table;
     False routes them to streams only); the default ``"auto"`` does so only until the connector
     has echoed a correlation id once, after which an id-less event is another party's update
-    (or a forgery) and never resolves a command.  ``on_resync(client)`` runs after a reconnect
-    once every logged-in agent was re-read with GetState.
+    (or a forgery) and never resolves a command.  ``on_resync(client)`` runs after a reconnect,
+    or after the connector comes back IN_SERVICE from an outage, once every logged-in agent was
+    re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).
     """
 
     def __init__(
@@ -532,6 +533,12 @@ class Client:
             self._service_down.clear()
             self._service_up.set()
             log.info("connector IN_SERVICE (%s)", self.destination)
+            if self._link_up and self._resync_task is None and any(
+                s.logged_in for s in self._agents.values()
+            ):
+                # Back after an outage on a link that never dropped: the connector (or CUCM
+                # behind it) may have restarted and forgotten agents, so re-read them too.
+                self._start_resync("connector back IN_SERVICE")
         else:
             self._service_up.clear()
             self._service_down.set()
@@ -559,18 +566,27 @@ class Client:
         self._stats.reconnects += 1
         self._link_up = True
         self._link_event.set()
-        notice = EventsMayBeMissed(f"reconnected to {self._display_url}")
+        log.info("link to %s restored: Hello, then resync", self._display_url)
+        self._start_resync(f"reconnected to {self._display_url}")
+
+    def _start_resync(self, reason: str) -> None:
+        notice = EventsMayBeMissed(reason)
         for stream in list(self._streams):
             stream.push(notice)
         for session in self._agents.values():
             session._push(notice)
-        log.info("link to %s restored: Hello, then resync", self._display_url)
         if self._resync_task is not None:
             self._resync_task.cancel()  # a newer restore supersedes a resync still waiting
         self._resync_task = self._spawn(self._resync(), "resync")
+        self._resync_task.add_done_callback(self._resync_done)
+
+    def _resync_done(self, task: asyncio.Task[None]) -> None:
+        if self._resync_task is task:
+            self._resync_task = None
 
     async def _resync(self) -> None:
-        """After a reconnect: wait for IN_SERVICE, GetState each logged-in agent, tell the app."""
+        """After a reconnect or an outage: wait for IN_SERVICE, GetState each logged-in agent,
+        then tell the application."""
         await self._service_up.wait()
         agents = [s for s in self._agents.values() if s.logged_in]
         pending = iter(agents)

@@ -25,10 +25,11 @@ Overflow: TypeAlias = Literal["drop_oldest", "raise"]
 
 
 class EventsMayBeMissed(msgspec.Struct, frozen=True, gc=False):
-    """A notice in a stream: the link dropped and came back, so events may have been lost.
+    """A notice in a stream: the link dropped and came back, or the connector was out of
+    service and is back (it may have restarted), so events may have been lost.
 
-    The client re-sends Hello and GetState for every logged-in agent after it, so the state
-    events that follow the notice are the truth again.
+    The client sends GetState for every logged-in agent after it (and Hello after a reconnect),
+    so the state events that follow the notice are the truth again.
     """
 
     reason: str

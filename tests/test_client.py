@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,19 +28,13 @@ from cucmconn.client.slots import Slots
 from cucmconn.client.stats import LatencyHistogram
 from cucmconn.transport.memory import MemoryTransport
 from tests.fakeconnector import NOW, FakeCommand, FakeConnector, Reply
+from tests.waiting import waiter
 
 DEST = "crm-1"
 TOPIC = f"/topic/{DEST}"
 
 
-async def until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
-    """Wait for a condition the test then asserts on (a bound, not a speed assertion)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.005)
+until = waiter(5.0)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,17 +28,12 @@ from cucmconn import (
 from cucmconn.transport import open_transport
 from tests.activemq import BrokerHandle
 from tests.fakeconnector import NOW, FakeConnector, Reply
+from tests.waiting import waiter
 
 pytestmark = pytest.mark.activemq
 
 
-async def until(predicate: Callable[[], bool], limit: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
+until = waiter(20.0)
 
 
 @pytest.fixture

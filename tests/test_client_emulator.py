@@ -7,7 +7,7 @@ The unit tests use the scripted fake; these prove the two halves agree on the ho
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,15 +22,9 @@ from cucmconn import (
     InboundCall,
     ServiceUnavailable,
 )
+from tests.waiting import waiter
 
-
-async def until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.005)
+until = waiter(5.0)
 
 
 @pytest.fixture(params=["default", "json"])

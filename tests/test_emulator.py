@@ -34,6 +34,7 @@ from cucmconn import (
 from cucmconn.codec import decode_event, encode_command, encode_event
 from cucmconn.emulator.model import FIRST_CONNECTION_ID
 from cucmconn.transport import Message, Transport, open_transport
+from tests.waiting import waiter
 
 EPOCH = 1764000000.0
 T = "2025-11-24 16:00:00"
@@ -45,13 +46,7 @@ OWNER = {"1001": "a", "1002": "b", "1003": "c"}
 Got = dict[str, list[tuple[str, bool]]]
 
 
-async def until(predicate: Callable[[], bool], limit: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
+until = waiter(20.0)
 
 
 @dataclass

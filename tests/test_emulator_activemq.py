@@ -13,24 +13,18 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 
 import pytest
 
 from cucmconn import Client, CommandError, DialogState, Emulator
 from cucmconn.emulator import main
 from tests.activemq import BrokerHandle
+from tests.waiting import waiter
 
 pytestmark = pytest.mark.activemq
 
 
-async def until(predicate: Callable[[], bool], limit: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+until = waiter(30.0)
 
 
 async def call_flow(client_url: str, queue: str, tag: str) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from cucmconn.transport import open_transport
 from tests.activemq import BrokerHandle
 from tests.fakeconnector import FakeConnector
 from tests.faultproxy import FaultProxy
+from tests.waiting import waiter
 
 pytestmark = pytest.mark.activemq
 
@@ -40,15 +41,7 @@ RATE = 300.0  # commands/s in total
 DETECT_LIMIT = 5.0  # s: heart-beats every 300 ms must reveal a silent link well within this
 
 
-async def until(predicate: Callable[[], bool], limit: float = 30.0, what: str = "") -> float:
-    """Wait for a condition (a bound, not a speed assertion); returns the seconds it took."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not predicate():
-        if loop.time() - start > limit:
-            raise AssertionError(f"not reached within {limit:g} s: {what}")
-        await asyncio.sleep(0.01)
-    return loop.time() - start
+until = waiter(30.0)
 
 
 @pytest.fixture
@@ -103,6 +96,14 @@ async def hold_one(fake: FakeConnector, client: Client, tally: Tally) -> asyncio
     task = asyncio.create_task(counted(tally, command))
     await until(lambda: len(fake.held) > held, 10, "the held command to reach the connector")
     return task
+
+
+async def start_load(client: Client) -> LoadDriver:
+    """Every agent of ``AGENTS`` logged in, then the load running."""
+    driver = LoadDriver(client, AGENTS, RATE)
+    assert (await driver.login_all()).answered == len(AGENTS)
+    driver.start()
+    return driver
 
 
 async def load_phase(driver: LoadDriver, seconds: float) -> Tally:
@@ -185,9 +186,7 @@ async def test_emulator_restart_under_load(
     client = make_client(activemq.stomp_url, names)
     try:
         async with client:
-            driver = LoadDriver(client, AGENTS, RATE)
-            assert (await driver.login_all()).answered == len(AGENTS)
-            driver.start()
+            driver = await start_load(client)
             await load_phase(driver, 1.0)
             before = driver.tally.copy()
             if how == "process":
@@ -244,9 +243,7 @@ async def test_connector_process_sigkill_under_load(
     client = make_client(url, names)
     try:
         async with client:
-            driver = LoadDriver(client, AGENTS, RATE)
-            assert (await driver.login_all()).answered == len(AGENTS)
-            driver.start()
+            driver = await start_load(client)
             before = await load_phase(driver, 1.0)
             proc.kill()
             await proc.wait()
@@ -293,9 +290,7 @@ async def test_out_of_service_flapping_under_load(
     terminal_events = 0
     async with emulator, client:
         stream = client.events()
-        driver = LoadDriver(client, AGENTS, RATE)
-        assert (await driver.login_all()).answered == len(AGENTS)
-        driver.start()
+        driver = await start_load(client)
         flaps = 8
         for _ in range(flaps):
             await asyncio.sleep(0.25)
@@ -338,9 +333,7 @@ async def test_link_faults_under_load(
     )
     try:
         async with client:
-            driver = LoadDriver(client, AGENTS, RATE)
-            assert (await driver.login_all()).answered == len(AGENTS)
-            driver.start()
+            driver = await start_load(client)
             await load_phase(driver, 1.0)
             held = await hold_one(fake, client, driver.tally)
             broken = time.monotonic()

@@ -17,7 +17,7 @@ import contextlib
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from cucmconn.transport import Message, open_transport
 from tests.activemq import BrokerHandle
 from tests.fakeconnector import FakeConnector
 from tests.fuzz.targets import TARGETS
+from tests.waiting import waiter
 
 # -- coverage-guided fuzzing (atheris) -----------------------------------------------------------
 
@@ -185,8 +186,8 @@ async def test_hostile_frame_closes_the_link_deliberately_and_loses_nothing(case
     try:
         await transport.connect()
         await transport.subscribe("/topic/t", got.append)
-        await _until(lambda: recorder.restored == 1, "the link to be closed and re-opened")
-        await _until(lambda: len(got) == 2, "the good message on the new link")
+        await _until(lambda: recorder.restored == 1, what="the link to be closed and re-opened")
+        await _until(lambda: len(got) == 2, what="the good message on the new link")
         assert [m.body for m in got] == [b"good-0", b"good-1"]  # nothing before the bad frame lost
         assert got[0].expires is None  # a non-numeric expires is tolerated, not a crash
         (exc,) = recorder.lost
@@ -205,7 +206,7 @@ async def test_bug_unexpected_frame_drops_good_frames_of_the_same_read() -> None
     try:
         await transport.connect()
         await transport.subscribe("/topic/t", got.append)  # RECEIPT, MESSAGE, SEND in one read
-        await _until(lambda: len(got) == 2, "good-0 before the bad frame, good-1 after it")
+        await _until(lambda: len(got) == 2, what="good-0 before the bad frame, good-1 after it")
         assert [m.body for m in got] == [b"good-0", b"good-1"]
     finally:
         await transport.close()
@@ -220,7 +221,8 @@ async def test_orphan_messages_are_counted_not_fatal() -> None:
     try:
         await transport.connect()
         await transport.subscribe("/topic/t", got.append)
-        await _until(lambda: transport.stats()["orphan_messages"] == 3, "orphans to be counted")  # type: ignore[attr-defined]
+        stats = transport.stats  # type: ignore[attr-defined]
+        await _until(lambda: stats()["orphan_messages"] == 3, what="orphans to be counted")
         assert [m.body for m in got] == [b"good-0"]
         assert transport.connected
     finally:
@@ -228,13 +230,7 @@ async def test_orphan_messages_are_counted_not_fatal() -> None:
         await server.close()
 
 
-async def _until(predicate: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"not reached within {limit:g} s: {what}")
-        await asyncio.sleep(0.01)
+_until = waiter(10.0)
 
 
 # -- the real ActiveMQ: a hostile peer beside a well-behaved client --------------------------------
@@ -468,7 +464,7 @@ async def test_emulator_answers_hostile_commands_and_keeps_serving(
             await asyncio.sleep(1.0)
         finally:
             raw.close()
-        await _until(lambda: emulator.stats().backlog == 0, "the emulator to work through it", 30)
+        await _until(lambda: emulator.stats().backlog == 0, 30, "the emulator to work through it")
         await driver.stop()
         await hostile.close()
         stats = emulator.stats()

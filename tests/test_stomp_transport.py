@@ -38,16 +38,12 @@ from cucmconn.transport.stompsession import (
     negotiate_heartbeat,
 )
 from tests.faultproxy import FaultProxy
+from tests.waiting import waiter
 
 WAIT = 15.0  # upper bound for an expected event; never a speed assertion
 
 
-async def _until(predicate: Callable[[], bool], what: str, wait: float = WAIT) -> None:
-    deadline = time.monotonic() + wait
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+_until = waiter(WAIT)
 
 
 def _stats(transport: Any) -> dict[str, int]:
@@ -483,7 +479,7 @@ async def test_error_frame_mid_session_fails_the_request_and_reconnects(
     await transport.subscribe("/queue/allowed", lambda m: None)
     with pytest.raises(BrokerError, match="Not authorized"):
         await transport.subscribe("/queue/forbidden", lambda m: None)
-    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect after ERROR")
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect after ERROR")
     assert isinstance(recorder.events[0][1], BrokerError)
     assert broker.connections == 2
     resubscribed = [f.headers["destination"] for f in broker.frames if f.command == "SUBSCRIBE"]
@@ -502,7 +498,7 @@ async def test_garbage_from_the_broker_drops_the_link_not_the_client(closing: li
     transport.set_listener(recorder)
     await transport.connect()
     await transport.send("/queue/q", "x")
-    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect after garbage")
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect after garbage")
     assert isinstance(recorder.events[0][1], ProtocolError)
 
 
@@ -516,7 +512,7 @@ async def test_close_stops_reconnecting(closing: list[Any]) -> None:
     transport.set_listener(recorder)
     await transport.connect()
     proxy.cut(refuse=True)
-    await _until(lambda: recorder.kinds == ["lost"], "the loss")
+    await _until(lambda: recorder.kinds == ["lost"], what="the loss")
     await asyncio.sleep(0.2)  # a few refused attempts
     await transport.close()
     await asyncio.sleep(0.2)  # let the proxy refuse attempts the kernel had already accepted
@@ -552,7 +548,7 @@ async def test_handler_errors_are_counted_and_logged_once_per_kind(
         raise (KeyError if int(message.body) % 2 else ValueError)("bug")
 
     await transport.subscribe("/topic/t", handler)
-    await _until(lambda: len(seen) == 6, "all six messages despite the errors")
+    await _until(lambda: len(seen) == 6, what="all six messages despite the errors")
     assert transport.connected
     assert _stats(transport)["handler_errors"] == 6
     logged = [r for r in caplog.records if "handler for /topic/t raised" in r.getMessage()]
@@ -606,7 +602,7 @@ async def test_tls_with_the_ca_connects_and_an_untrusted_cert_is_refused(
     destination = f"/queue/tls-{_name()}"
     await trusted.subscribe(destination, got.append)
     await trusted.send(destination, "over TLS")
-    await _until(lambda: len(got) == 1, "the message over TLS")
+    await _until(lambda: len(got) == 1, what="the message over TLS")
     untrusted_url = secure_activemq.url(ssl=True).split("?")[0]  # no cafile: system CAs only
     untrusted = open_transport(untrusted_url)
     closing.append(untrusted)
@@ -641,7 +637,7 @@ async def test_heartbeats_keep_an_idle_link_alive(activemq: Any, closing: list[A
     destination = f"/queue/hb-{_name()}"
     await transport.subscribe(destination, got.append)
     await transport.send(destination, "still here")
-    await _until(lambda: len(got) == 1, "a message after the idle period")
+    await _until(lambda: len(got) == 1, what="a message after the idle period")
 
 
 @pytest.mark.activemq
@@ -663,16 +659,16 @@ async def test_half_open_link_is_detected_by_the_watchdog_and_reconnected(
     await transport.subscribe(destination, lambda m: got.append(m.body))
 
     proxy.half_open()  # both sockets stay open; nothing gets through either way
-    await _until(lambda: recorder.kinds == ["lost"], "the watchdog to declare the link dead")
+    await _until(lambda: recorder.kinds == ["lost"], what="the watchdog to declare the link dead")
     lost = recorder.events[0][1]
     assert isinstance(lost, ConnectionLost)
     assert "no data" in str(lost)
     proxy.heal()
-    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect")
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect")
     assert transport.connected
     assert _stats(transport)["reconnects"] == 1
     await producer.send(destination, "after reconnect")  # the subscription was re-issued
-    await _until(lambda: got == [b"after reconnect"], "delivery on the re-issued subscription")
+    await _until(lambda: got == [b"after reconnect"], what="delivery on the re-issued subscription")
 
 
 @pytest.mark.activemq
@@ -689,12 +685,12 @@ async def test_broker_restart_reconnects_resubscribes_and_tells_the_listener(
     await transport.subscribe(destination, lambda m: got.append(m.body))
     with pytest.raises(ConnectionLost):  # nothing waits forever on a dead broker
         fresh_activemq.kill()
-        await _until(lambda: not transport.connected, "the loss")
+        await _until(lambda: not transport.connected, what="the loss")
         await transport.send(destination, "lost in the outage")
     await asyncio.to_thread(fresh_activemq.start)
-    await _until(lambda: recorder.kinds == ["lost", "restored"], "the reconnect", wait=60)
+    await _until(lambda: recorder.kinds == ["lost", "restored"], 60, "the reconnect")
     await transport.send(destination, "after restart")
-    await _until(lambda: got == [b"after restart"], "delivery on the re-issued subscription")
+    await _until(lambda: got == [b"after restart"], what="delivery on the re-issued subscription")
     assert _stats(transport)["reconnects"] == 1
 
 
@@ -728,10 +724,10 @@ async def test_failover_moves_to_the_second_broker_when_the_first_goes(
     destination = f"/topic/failover-{_name()}"
     await transport.subscribe(destination, lambda m: got.append(m.body))
     first.cut(refuse=True)
-    await _until(lambda: recorder.kinds == ["lost", "restored"], "failover")
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="failover")
     assert transport.endpoint == f"stomp://127.0.0.1:{second.port}"
     await transport.send(destination, "via the second")
-    await _until(lambda: got == [b"via the second"], "delivery after failover")
+    await _until(lambda: got == [b"via the second"], what="delivery after failover")
 
 
 @pytest.mark.activemq
@@ -755,7 +751,7 @@ async def test_stalled_broker_blocks_senders_within_the_buffer_bound(
             await transport.send(destination, body)
 
     senders = [asyncio.create_task(sender()) for _ in range(3)]
-    await _until(lambda: _stats(transport)["sender_waits"] >= 3, "senders to block")
+    await _until(lambda: _stats(transport)["sender_waits"] >= 3, what="senders to block")
     # The kernel's buffers may still take a little; wait until no send completes for a while.
     deadline = time.monotonic() + WAIT
     sent = -1

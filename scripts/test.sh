@@ -16,13 +16,15 @@ step() { printf '\n==> %s\n' "$*"; }
 
 if [ "${CUCMCONN_SKIP_INSTALL:-0}" != "1" ]; then
   step "installing Debian's activemq and a JDK when missing"
-  if [ ! -f /usr/share/activemq/bin/activemq.jar ] || ! command -v java >/dev/null; then
+  # javac too: the JMS interop tests compile their Java peer.
+  if [ ! -f /usr/share/activemq/bin/activemq.jar ] || ! command -v java >/dev/null \
+      || ! command -v javac >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jre-headless >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless >/dev/null
     else
       sudo apt-get update -qq
-      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jre-headless >/dev/null
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless >/dev/null
     fi
   fi
   step "installing cucmconn with its dev extras (the Cython extension must build)"

@@ -38,12 +38,11 @@ CUCMCONN_REQUIRE_EXTENSIONS=1 CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p 
 
 step "client and transports again on uvloop"
 CUCMCONN_TEST_LOOPS=uvloop "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
-  tests/test_client.py tests/test_stomp_transport.py tests/test_memory_broker.py
+  tests/client tests/transport
 
 step "codec and client tests on the pure-Python twins"
 CUCMCONN_NO_EXTENSIONS=1 CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider \
-  -m "not activemq and not slow" tests/test_backend.py tests/test_events_codec.py \
-  tests/test_stomp_codec.py tests/test_commands.py tests/test_text_codec.py tests/test_client.py
+  -m "not activemq and not slow" tests/codec tests/client
 
 step "benchmarks, once each, as a smoke test"
 CUCMCONN_TEST_LOOPS=asyncio CUCMCONN_BENCH_SECONDS=2 "$PY" -m pytest -q -p no:cacheprovider \

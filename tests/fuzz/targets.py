@@ -35,7 +35,7 @@ __all__ = [
 
 KNOWN_BUGS: dict[str, str] = {}
 """Open bugs these targets found, skipped by signature so fuzzing can go on past them; each has
-a strict-xfail regression test in ``tests/test_reliability_input.py``.  Delete an entry (and
+a strict-xfail regression test in ``tests/system/test_reliability_input.py``.  Delete an entry (and
 its check below) when that test starts to XPASS."""
 
 

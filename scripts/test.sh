@@ -18,15 +18,16 @@ step() { printf '\n==> %s\n' "$*"; }
 
 if [ "${CUCMCONN_SKIP_INSTALL:-0}" != "1" ]; then
   step "installing Debian's activemq and a JDK when missing"
-  # javac too: the JMS interop tests compile their Java peer.
+  # javac too: the JMS interop tests compile their Java peer.  libxstream-java: the broker needs
+  # XStream to send advisories to STOMP subscribers as JSON (Debian's activemq lacks it).
   if [ ! -f /usr/share/activemq/bin/activemq.jar ] || ! command -v java >/dev/null \
-      || ! command -v javac >/dev/null; then
+      || ! command -v javac >/dev/null || [ ! -f /usr/share/java/xstream.jar ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless libxstream-java >/dev/null
     else
       sudo apt-get update -qq
-      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless >/dev/null
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless libxstream-java >/dev/null
     fi
   fi
   step "installing cucmconn with its dev extras (the Cython extension must build)"

@@ -18,7 +18,7 @@ repeated header win and leaves header names escaped; its ``send()`` adds ``conte
 default, which turns an ActiveMQ SEND into a JMS BytesMessage the connector cannot read.
 stomp.py's parser is tied to its threaded transport.  None is sans-IO with bounded memory.
 
-This module is the pure-Python twin of ``cext/_cstomp.pyx``; ``Frame`` and ``FrameError`` are
+This module is the pure-Python twin of ``_cstomp.pyx``; ``Frame`` and ``FrameError`` are
 defined here only, and the compiled twin builds and raises these same classes.
 """
 

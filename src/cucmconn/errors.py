@@ -12,6 +12,7 @@ __all__ = [
     "CommandTimeout",
     "ConnectionLost",
     "ConnectorError",
+    "MissingExtra",
     "ProtocolError",
     "ServiceUnavailable",
     "SlowConsumer",
@@ -46,6 +47,21 @@ class ConnectionLost(TransportError):
 
 class ServiceUnavailable(ConnectorError):
     """The connector reported OUT_OF_SERVICE (CUCM is down), so commands are not processed."""
+
+
+class MissingExtra(ConnectorError, ImportError):
+    """An optional feature was used without the extra that installs its dependency.
+
+    ``import cucmconn`` needs msgspec only; the command line (``cli``), the aiostomp adapter
+    (``aiostomp``) and uvloop (``uvloop``) are extras.  The message is one line naming the extra.
+    """
+
+    def __init__(self, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the '{extra}' extra: python3 -m pip install 'cucmconn[{extra}]'"
+        )
+        self.extra = extra
+        self.feature = feature
 
 
 class CommandTimeout(ConnectorError, TimeoutError):

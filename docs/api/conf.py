@@ -51,4 +51,5 @@ nitpick_ignore = [
     ("py:class", "cucmconn.client.stats.StatsCounters"),
     ("py:class", "StatsCounters"),
     ("py:class", "cucmconn.emulator.model.CucmModel"),
+    ("py:class", "AgentTracker"),
 ]

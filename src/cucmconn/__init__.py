@@ -38,6 +38,7 @@ from .errors import (
     SlowConsumer,
     TransportError,
 )
+from .trace import Replayer, TraceRecorder
 
 __version__ = "0.1.0"
 
@@ -65,11 +66,13 @@ __all__ = [
     "EventsMayBeMissed",
     "InboundCall",
     "ProtocolError",
+    "Replayer",
     "ServiceStatus",
     "ServiceUnavailable",
     "SlowConsumer",
     "SystemStatus",
     "TerminalStatus",
+    "TraceRecorder",
     "TransportError",
     "UnknownEvent",
     "__version__",

@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import itertools
 import logging
+import os
 import re
 import socket
 import time
@@ -33,6 +34,7 @@ from ..codec import decode_event, encode_command
 from ..codec.commands import canonical_command
 from ..codec.events import Event, SystemStatus
 from ..errors import ConnectionLost, ConnectorError, ServiceUnavailable, TransportError
+from ..trace.recorder import RecordingTransport, TraceRecorder
 from ..transport import Message, Transport, open_transport, redact_url, topic
 from ..transport import queue as queue_destination
 from .agent import AgentSession
@@ -103,7 +105,9 @@ class Client:
     has echoed a correlation id once, after which an id-less event is another party's update
     (or a forgery) and never resolves a command.  ``on_resync(client)`` runs after a reconnect,
     or after the connector comes back IN_SERVICE from an outage, once every logged-in agent was
-    re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).
+    re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).  ``record`` (a
+    path, or a ``TraceRecorder`` the caller closes) writes every message of the link to a trace
+    (docs/trace-format.md), off the hot path.
     """
 
     def __init__(
@@ -125,6 +129,7 @@ class Client:
         correlate_fallback: bool | Literal["auto"] | Mapping[str, tuple[Expect, ...]] = "auto",
         transport_options: Mapping[str, Any] | None = None,
         on_resync: ResyncCallback | None = None,
+        record: str | os.PathLike[str] | TraceRecorder | None = None,
     ) -> None:
         if (url is None) == (transport is None):
             raise ValueError("give exactly one of url or transport")
@@ -181,6 +186,10 @@ class Client:
         self._connected = False
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._owns_recorder = record is not None and not isinstance(record, TraceRecorder)
+        self._recorder: TraceRecorder | None = (
+            record if record is None or isinstance(record, TraceRecorder) else TraceRecorder(record)
+        )
         self._supervisor = Supervisor(
             probe=self._probe,
             logged_in=self._logged_in_agents,
@@ -325,6 +334,10 @@ class Client:
         if self._transport is None:
             self._transport = open_transport(self._url or "", **self._transport_options)
             self._display_url = self._transport.display_url
+        if self._recorder is not None and not isinstance(
+            self._transport, RecordingTransport
+        ):
+            self._transport = RecordingTransport(self._transport, self._recorder)
         transport = self._transport
         try:
             if not transport.connected:
@@ -368,6 +381,8 @@ class Client:
                     await transport.unsubscribe(self._subscription)
             if self._owns_transport:
                 await transport.close()
+        if self._owns_recorder and self._recorder is not None:
+            self._recorder.close()
         self._connected = False
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:

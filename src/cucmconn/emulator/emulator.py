@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +25,7 @@ from .directory import DEFAULT_EXTENSIONS, Directory
 from .front import Faults, Front
 from .model import CucmModel
 from .scenario import CommandRecord, EventRecord, Fault, Scenario, Tap
+from .senders import SenderPolicy
 
 __all__ = ["Emulator", "EmulatorStats"]
 
@@ -60,6 +61,12 @@ class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
     inbound_placed: int
     inbound_no_agent: int
     inbound_abandoned: int
+    refused_sender: int = 0
+    """Commands refused: their sender did not own the reply destination (``require_sender``)."""
+    links_lost: int = 0
+    """Times the link to the broker dropped."""
+    reconnects: int = 0
+    """Times it was re-established (on a failover URL, possibly on another broker)."""
 
 
 class Emulator:
@@ -72,7 +79,9 @@ class Emulator:
     tests; TTLs and latency always use the wall clock.  ``transport`` replaces ``url`` with a
     transport built by the caller (it is closed on stop); ``transport_options`` go to
     ``open_transport``.  ``max_backlog`` bounds commands waiting to run; past it they are
-    answered PLEASE_RETRY.
+    answered PLEASE_RETRY.  ``require_sender`` refuses commands whose authenticated sender
+    (``JMSXUserID``) does not own the destination they would be answered on; ``owners`` (user
+    -> ActiveMQ topic patterns) replaces the default ownership rule (see ``senders.py``).
 
     ``history`` > 0 turns on the scenario-control API for tests (``commands``, ``events``,
     ``wait_for``, ``fail_next`` and the other one-shot faults): the last ``history`` commands
@@ -99,10 +108,14 @@ class Emulator:
         transport: Transport | None = None,
         history: int = 0,
         aliases: bool = False,
+        require_sender: bool = False,
+        owners: Mapping[str, Sequence[str]] | None = None,
         **transport_options: Any,
     ) -> None:
         if history < 0:
             raise ValueError(f"history must be >= 0, not {history!r}")
+        if owners is not None and not require_sender:
+            raise ValueError("owners only applies with require_sender=True")
         self._directory = Directory(extensions or DEFAULT_EXTENSIONS, licenses)
         self._clock = clock or time.time
         self._url = url
@@ -113,6 +126,7 @@ class Emulator:
             "queue_name": queue,
             "event_format": event_format,
             "max_backlog": max_backlog,
+            "senders": SenderPolicy(owners) if require_sender else None,
         }
         if event_format not in ("default", "json"):
             raise ValueError(f"event_format must be 'default' or 'json', not {event_format!r}")
@@ -366,6 +380,9 @@ class Emulator:
             inbound_placed=self._inbound["placed"],
             inbound_no_agent=self._inbound["no_agent"],
             inbound_abandoned=self._inbound["abandoned"],
+            refused_sender=count("refused_sender"),
+            links_lost=count("links_lost"),
+            reconnects=count("reconnects"),
         )
 
     # -- inbound traffic ---------------------------------------------------------------------

@@ -402,8 +402,9 @@ def decode_message(frame: bytes | bytearray | memoryview) -> tuple[str | None, E
     """One complete MESSAGE frame's bytes to ``(correlation-id or None, typed event)`` in one call.
 
     For a caller that already holds one frame's bytes; the client parses its stream with
-    ``FrameParser`` and decodes each body with ``decode_event`` instead.  EOLs and stray NULs around it are allowed;
-    anything else (not exactly one MESSAGE frame) raises ``ProtocolError``.
+    ``FrameParser`` and decodes each body with ``decode_event`` instead.  EOLs and stray NULs
+    around the frame are allowed; anything else (not exactly one MESSAGE frame) raises
+    ``ProtocolError``.
     """
     parser = FrameParser()
     frames = parser.feed(frame)

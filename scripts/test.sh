@@ -4,7 +4,8 @@
 #   0. the packaging check: `python -m build` makes the sdist and the wheel, each is installed into
 #      a fresh venv, and the compiled codec must be the one in use (CUCMCONN_SKIP_PACKAGING=1 skips);
 #   1. the whole suite on the compiled codec with a real ActiveMQ (asyncio), then the client and
-#      transport tests again on uvloop (every test runs on both with CUCMCONN_TEST_LOOPS unset);
+#      transport tests again on uvloop (every test runs on both with CUCMCONN_TEST_LOOPS unset),
+#      and the example services' own tests (examples/*/) on memory:// as their users run them;
 #   2. the codec and client tests again on the pure-Python twins (CUCMCONN_NO_EXTENSIONS=1);
 #   3. every benchmark once as a smoke test (so they cannot rot; the load runs cut to 2 s, and
 #      still failing on any lost command); ruff, mypy (src and examples/);
@@ -68,6 +69,11 @@ fi
 step "suite on the compiled codec (asyncio, real ActiveMQ)"
 CUCMCONN_REQUIRE_EXTENSIONS=1 CUCMCONN_TEST_LOOPS=asyncio "$PY" -m pytest -q -p no:cacheprovider \
   -m "not slow" "$@"
+
+step "the example services' own tests (examples/*/test_*.py) as their users run them, on memory://"
+# examples/pytest.ini makes examples/ their rootdir: only the cucmconn plugin serves them.  The
+# same tests on a real ActiveMQ run in the suite above (tests/system/test_examples_activemq.py).
+"$PY" -m pytest -q -p no:cacheprovider examples
 
 step "client and transports again on uvloop"
 CUCMCONN_TEST_LOOPS=uvloop "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \

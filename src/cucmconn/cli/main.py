@@ -20,9 +20,13 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from rich.console import Console
+from ..errors import ConnectorError, MissingExtra, TransportError
 
-from ..errors import ConnectorError, TransportError
+try:  # rich is the 'cli' extra: without it, one line naming the extra instead of a traceback
+    from rich.console import Console
+except ModuleNotFoundError as _exc:
+    raise SystemExit(f"cucmconn: {MissingExtra('cli', 'the command line')}") from _exc
+
 from .session import CannotConnect
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "main_async"]
@@ -173,7 +177,7 @@ def _run(coro: Coroutine[Any, Any, int], loop: str) -> int:
 
     if loop == "uvloop" and loops.loop_factory(True) is None:
         coro.close()
-        stderr_console().print("[red]error:[/] --loop uvloop: uvloop is not installed")
+        stderr_console().print(f"[red]error:[/] {MissingExtra('uvloop', '--loop uvloop')}")
         return EXIT_USAGE
     return loops.run(coro, use_uvloop=loop != "asyncio")
 

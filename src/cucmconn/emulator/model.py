@@ -205,12 +205,16 @@ class CucmModel:
         now: Callable[[], float] = time.time,
         first_connection_id: int = FIRST_CONNECTION_ID,
         max_known_clients: int = MAX_KNOWN_CLIENTS,
+        dial_out: bool = False,
     ) -> None:
         self.directory = directory or Directory()
         self._now = now
         self._stamp: tuple[int, str] = (-1, "")  # (second, its text): formatting is not free
         self._cids = itertools.count(first_connection_id)
         self._max_clients = max_known_clients
+        self.dial_out = dial_out
+        """MakeCall (transfer, consult) to a number outside the directory rings that outside
+        number (a customer) instead of failing INVALID_PARTY."""
         self._in_service = True
         self._agents: dict[str, AgentRecord] = {}
         self._calls: dict[str, CallRecord] = {}
@@ -570,7 +574,8 @@ class CucmModel:
         return call.connection_id, emit.settle()
 
     def answer(self, connection_id: str) -> list[Output]:
-        """The agent a call rings picks up at its phone, not through the connector.
+        """The party a call rings picks up: an agent at its phone (not through the connector),
+        or the outside number an agent dialled (``dial_out``).
 
         The same events as an ``AnswerCall`` command, all uncorrelated (each to the topic of
         the destination that logged its party in).  Raises CommandError
@@ -580,12 +585,14 @@ class CucmModel:
         call = self._calls.get(connection_id)
         ringing = call.ringing if call is not None else None
         agent = self._agents.get(ringing) if ringing is not None else None
-        if call is None or agent is None or self._busy(agent, besides=call):
-            raise CommandError(
-                "CF_INVALID_OBJECT_STATE", connection_id, "the call is not ringing an agent"
-            )
+        if (
+            call is None
+            or ringing is None
+            or (agent is not None and self._busy(agent, besides=call))
+        ):
+            raise CommandError("CF_INVALID_OBJECT_STATE", connection_id, "the call is not ringing")
         emit = _Emit(self, None, None)
-        self._pick_up(call, agent.extension, emit)
+        self._pick_up(call, ringing, emit)
         return emit.settle()
 
     def hangup(self, connection_id: str, party: str | None = None) -> list[Output]:
@@ -681,7 +688,8 @@ class CucmModel:
     def _callee(self, command: Command, index: int, caller: str) -> str:
         value = command.args[index] if index < len(command.args) else ""
         other = self._extension_arg(value)
-        self._check_reachable(other, caller)
+        if not (self.dial_out and other != caller and other not in self.directory):
+            self._check_reachable(other, caller)
         return other
 
     def _check_reachable(self, other: str, caller: str) -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
+from ..codec.commands import PROBES
 from ..codec.events import (
     AgentInfo,
     AgentState,
@@ -65,6 +66,7 @@ MAX_KNOWN_CLIENTS = 10_000
 """Client destinations remembered for outage broadcasts (least recently heard from go first)."""
 
 _PARTY_RE = re.compile(r"[^,#|\s\x00-\x1f\x7f-\x9f]{1,64}")
+_PROBE_KEYS = frozenset(probe.lower() for probe in PROBES)  # handler keys are lower-cased names
 
 
 class Command(NamedTuple):
@@ -219,8 +221,7 @@ class CucmModel:
         self._clients: OrderedDict[str, None] = OrderedDict()
         self._free = _FreeAgents()
         self._handlers: dict[str, Callable[[Command, _Emit], None]] = {
-            "hello": self._hello,
-            "beat": self._hello,
+            **{probe.lower(): self._hello for probe in PROBES},
             "login": self._login,
             "logout": self._logout,
             "getstate": self._get_state,
@@ -285,7 +286,7 @@ class CucmModel:
         name = command.name.strip().lower()
         if command.requester is not None:
             self._remember(command.requester)
-        if not self._in_service and name not in ("hello", "beat"):
+        if not self._in_service and name not in _PROBE_KEYS:
             return [Output(command.requester, SystemStatus(OUT_OF_SERVICE), True)]
         handler = self._handlers.get(name)
         emit = _Emit(self, command.target or None, command.requester)

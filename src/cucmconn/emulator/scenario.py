@@ -546,6 +546,20 @@ class Tap:
     def display_url(self) -> str:
         return self._inner.display_url
 
+    @property
+    def write_blocked(self) -> bool:
+        """The wrapped transport's (see ``Transport.write_blocked``)."""
+        return self._inner.write_blocked
+
+    @property
+    def flow_control_held(self) -> float:
+        """The wrapped transport's (see ``Transport.flow_control_held``)."""
+        return self._inner.flow_control_held
+
+    async def switch_broker(self, reason: str) -> bool:
+        """Delegated to the wrapped transport (see ``Transport.switch_broker``)."""
+        return await self._inner.switch_broker(reason)
+
     async def connect(self) -> None:
         await self._inner.connect()
 
@@ -564,6 +578,7 @@ class Tap:
         ttl: float | None = None,
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> None:
         for _ in range(self._scenario.copies(destination, body, correlation_id)):
             await self._inner.send(
@@ -574,6 +589,7 @@ class Tap:
                 reply_to=reply_to,
                 ttl=ttl,
                 persistent=persistent,
+                deadline=deadline,
                 headers=headers,
             )
 

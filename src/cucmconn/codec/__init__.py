@@ -14,9 +14,9 @@ import warnings
 from collections.abc import Callable
 from types import ModuleType
 
+from ..errorcodes import ERROR_CODES, ErrorInfo, lookup
 from . import _pyevents, _pystomp
 from .commands import COMMANDS, encode_command
-from .errorcodes import ERROR_CODES, ErrorInfo, lookup
 from .events import (
     AgentInfo,
     AgentState,

@@ -31,6 +31,7 @@ from typing import Any, Final
 import msgspec
 
 from ..errors import ProtocolError
+from ._pyevents import decode_event
 from .events import Event
 
 __all__ = [
@@ -389,8 +390,6 @@ def decode_message(frame: bytes | bytearray | memoryview) -> tuple[str | None, E
     ``(correlation-id or None, typed event)``.  Trailing EOLs are allowed; anything else
     (not exactly one MESSAGE frame) raises ``ProtocolError``.
     """
-    from ._pyevents import decode_event  # late: keeps frames importable without the event codec
-
     parser = FrameParser()
     frames = parser.feed(frame)
     if len(frames) != 1 or parser.buffered:

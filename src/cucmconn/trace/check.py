@@ -197,10 +197,10 @@ def default_extensions(plan: TracePlan) -> str:
 
 
 class _Inbox:
-    """Live events by correlation id, plus a count of uncorrelated ones."""
+    """Live events (decoded) by correlation id, plus a count of uncorrelated ones."""
 
     def __init__(self) -> None:
-        self.by_id: dict[str, list[Message]] = {}
+        self.by_id: dict[str, list[tuple[Message, Event | None]]] = {}
         self.uncorrelated = 0
         self.arrived = asyncio.Event()
 
@@ -209,19 +209,24 @@ class _Inbox:
         if cid is None or cid not in self.by_id:
             self.uncorrelated += 1
         else:
-            self.by_id[cid].append(message)
+            try:
+                event: Event | None = decode_event(message.body)
+            except (ProtocolError, ValueError):
+                event = None
+            self.by_id[cid].append((message, event))
         self.arrived.set()
 
     async def collect(
         self, cid: str, want: int, settle: float, answer_wait: float
-    ) -> list[Message]:
-        """The events for ``cid``: at least ``want`` (or until ``answer_wait`` s), then until
-        quiet for ``settle`` seconds (extra events are differences too)."""
+    ) -> list[tuple[Message, Event | None]]:
+        """The events for ``cid``: at least ``want`` (or an error, which ends a command, or
+        until ``answer_wait`` s), then until quiet for ``settle`` seconds (extra events are
+        differences too)."""
         got = self.by_id[cid]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + answer_wait
         while True:
-            enough = len(got) >= want
+            enough = len(got) >= want or any(isinstance(e, ErrorEvent) for _, e in got)
             wait = settle if enough else deadline - loop.time()
             if wait <= 0:
                 break
@@ -334,17 +339,10 @@ async def _one(
         reply_to=reply_to,
         ttl=ttl,
     )
-    messages = await inbox.collect(cid, len(command.answers), settle, answer_wait)
+    arrived = await inbox.collect(cid, len(command.answers), settle, answer_wait)
     del inbox.by_id[cid]
-    observed_events: list[Event | None] = []
-    observed: list[dict[str, Any]] = []
-    for message in messages:
-        try:
-            event: Event | None = decode_event(message.body)
-        except (ProtocolError, ValueError):
-            event = None
-        observed_events.append(event)
-        observed.append(event_fields(event, message.text()))
+    observed_events = [event for _, event in arrived]
+    observed = [event_fields(event, message.text()) for message, event in arrived]
     expected = []
     for position, planned in enumerate(command.answers):
         live = observed_events[position] if position < len(observed_events) else None

@@ -70,7 +70,16 @@ async def _answers(broker: BrokerHandle, within: float) -> float | None:
 def _emulate(url: str, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "cucmconn", "emulate", "--url", url, "--extensions", "1000-1009"],
+            [
+                sys.executable,
+                "-m",
+                "cucmconn",
+                "emulate",
+                "--url",
+                url,
+                "--extensions",
+                "1000-1009",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=out,

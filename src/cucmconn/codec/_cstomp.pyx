@@ -545,7 +545,7 @@ def encode_frame(str command, headers=(), body=b""):
     return result
 
 
-# --- the fused receive path -------------------------------------------------------------------
+# --- the one-frame decoder -------------------------------------------------------------------
 
 cdef Py_ssize_t _skip_eols(const char* p, Py_ssize_t pos, Py_ssize_t n) except -2:
     """Offset after the EOLs and stray NULs at ``pos``; -1 when a lone CR ends the input."""

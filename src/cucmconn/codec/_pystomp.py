@@ -399,9 +399,12 @@ def encode_frame(
 
 
 def decode_message(frame: bytes | bytearray | memoryview) -> tuple[str | None, Event]:
-    """The receive hot path in one call: one complete MESSAGE frame's bytes to
-    ``(correlation-id or None, typed event)``.  EOLs and stray NULs around it are allowed;
-    anything else (not exactly one MESSAGE frame) raises ``ProtocolError``.
+    """One complete MESSAGE frame's bytes to ``(correlation-id or None, typed event)`` in one call.
+
+    For a caller that already holds one frame's bytes; the client parses its stream with
+    ``FrameParser`` and decodes each body with ``decode_event`` instead.  EOLs and stray NULs
+    around the frame are allowed; anything else (not exactly one MESSAGE frame) raises
+    ``ProtocolError``.
     """
     parser = FrameParser()
     frames = parser.feed(frame)

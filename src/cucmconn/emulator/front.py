@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..codec import encode_event
-from ..codec.commands import ALIASES, parse_command
+from ..codec.commands import ALIASES, is_probe, parse_command
 from ..codec.events import ErrorEvent, Event, SystemStatus
 from ..codec.text import decode_text
 from ..errors import ConnectorError, ProtocolError
@@ -536,7 +536,7 @@ def _echo_target(message: Message) -> str:
 
 def _refused(command: Command, outputs: list[Output]) -> bool:
     """Was this the model's "CUCM is down" answer to a command other than Hello/Beat?"""
-    if len(outputs) != 1 or command.name.lower() in ("hello", "beat"):
+    if len(outputs) != 1 or is_probe(command.name):
         return False
     event = outputs[0].event
     return isinstance(event, SystemStatus) and not event.in_service
@@ -557,7 +557,7 @@ def _parse(jms_type: str, body: str) -> tuple[str, str, tuple[str, ...]]:
         return parse_command(jms_type, body)
     except ProtocolError:
         match = _EMPTY_TARGET.fullmatch(jms_type)
-        if match is None or match.group(1).lower() in ("hello", "beat"):
+        if match is None or is_probe(match.group(1)):
             raise
         name = match.group(1)
         return ALIASES.get(name.lower(), name), "", ()

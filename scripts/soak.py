@@ -15,8 +15,8 @@ command's outcome is counted; the run fails (exit 1) when
 * RSS after warm-up grew by more than ``--max-growth-mb``.
 
 It prints one row per sample (or JSON with ``--json``).  ``Tally``, ``LoadDriver`` and
-``RssSampler`` are imported by ``tests/system/test_reliability_*.py`` for the short CI versions, so the
-figures in docs/reliability.md and this script come from one implementation.
+``RssSampler`` are imported by ``tests/system/test_reliability_*.py`` for the short CI versions,
+so the figures in docs/reliability.md and this script come from one implementation.
 """
 
 from __future__ import annotations

@@ -265,7 +265,8 @@ def _churn(table: PendingTable, start: int, count: int) -> None:
     """``count`` commands added and answered, one at a time, as a long run does."""
     event = AgentState("1", "READY", "")
     for i in range(start, start + count):
-        table.deliver(table.add(f"c{i}", "GetState", "1", (), 1e9, 0.0).correlation_id, event)
+        entry = table.add(f"c{i}", "GetState", "1", (), 1e9, 0.0)
+        table.resolve(event, entry.correlation_id, "1")
 
 
 @pytest.mark.parametrize("finished", ["empty", "full"])

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (README and .ci/run both call it).
 # Installs what the suite needs (pip packages, the Cython build, Debian's activemq), then runs:
+#   0. the packaging check: `python -m build` makes the sdist and the wheel, each is installed into
+#      a fresh venv, and the compiled codec must be the one in use (CUCMCONN_SKIP_PACKAGING=1 skips);
 #   1. the whole suite on the compiled codec with a real ActiveMQ (asyncio), then the client and
 #      transport tests again on uvloop (every test runs on both with CUCMCONN_TEST_LOOPS unset);
 #   2. the codec and client tests again on the pure-Python twins (CUCMCONN_NO_EXTENSIONS=1);
@@ -16,20 +18,50 @@ step() { printf '\n==> %s\n' "$*"; }
 
 if [ "${CUCMCONN_SKIP_INSTALL:-0}" != "1" ]; then
   step "installing Debian's activemq and a JDK when missing"
-  # javac too: the JMS interop tests compile their Java peer.
+  # javac too: the JMS interop tests compile their Java peer.  libxstream-java: the broker needs
+  # XStream to send advisories to STOMP subscribers as JSON (Debian's activemq lacks it).
   if [ ! -f /usr/share/activemq/bin/activemq.jar ] || ! command -v java >/dev/null \
-      || ! command -v javac >/dev/null; then
+      || ! command -v javac >/dev/null || [ ! -f /usr/share/java/xstream.jar ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless libxstream-java >/dev/null
     else
       sudo apt-get update -qq
-      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless >/dev/null
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless libxstream-java >/dev/null
     fi
   fi
   step "installing cucmconn with its dev extras (the Cython extension must build)"
-  "$PY" -m pip install -q -U pip setuptools wheel
+  "$PY" -m pip install -q -U pip setuptools wheel build
   CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pip install -q -e '.[dev]'
+fi
+
+# An installed artifact must carry the compiled codec: the sdist must hold the .pyx/.pxd sources
+# and build them, the wheel must hold the built modules.  --no-deps plus msgspec keeps it fast.
+check_artifact() {
+  local artifact=$1 venv
+  venv=$(mktemp -d)
+  "$PY" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q msgspec
+  CUCMCONN_REQUIRE_EXTENSIONS=1 "$venv/bin/python" -m pip install -q --no-deps "$artifact"
+  (cd "$venv" && "$venv/bin/python" -W error::RuntimeWarning -c '
+import sys
+from cucmconn import codec
+backend = codec.codec_backend()
+frames = codec.FrameParser().feed(b"MESSAGE\ndestination:/q\n\nhi\0")
+assert backend == "cython" and frames[0].body == b"hi", (backend, frames)
+print(f"  {sys.argv[1]}: codec_backend() == {backend!r}")
+' "$(basename "$artifact")")
+  rm -rf "$venv"
+}
+
+if [ "${CUCMCONN_SKIP_PACKAGING:-0}" != "1" ]; then
+  step "packaging: python -m build (sdist, then the wheel from it), each installed in a fresh venv"
+  dist=$(mktemp -d)
+  "$PY" -m build -o "$dist" . >"$dist/build.log" 2>&1 || { cat "$dist/build.log"; exit 1; }
+  if grep -i "deprecat" "$dist/build.log"; then echo "setuptools deprecation warnings"; exit 1; fi
+  check_artifact "$(ls "$dist"/cucmconn-*.tar.gz)"
+  check_artifact "$(ls "$dist"/cucmconn-*.whl)"
+  rm -rf "$dist"
 fi
 
 step "suite on the compiled codec (asyncio, real ActiveMQ)"

@@ -11,9 +11,23 @@ Fixtures
     ``fresh_activemq``   a private broker per test, for destructive tests (kill, restart).
     ``secure_activemq``  session-wide broker with simple authentication and a ``stomp+ssl``
                          connector whose self-signed certificate ``keytool`` makes here.
+    ``default_activemq`` session-wide broker with ActiveMQ's *default* transport options (64 KB
+                         socket buffers pinned, Nagle on), as users' brokers run; the others
+                         run the tuned profile of ``cucmconn broker start``.
+    ``throttled_activemq``  a private broker per test with producer flow control on the command
+                         queue: ``memoryLimit`` 1 MB on ``Connector1`` (``THROTTLED_QUEUE``,
+                         ``THROTTLE_LIMIT``).  With no consumer, the broker stops reading a
+                         producer's socket once 1 MB is pending (issue 11, case 1).
+    ``two_activemq``     two independent private brokers per test (a ``BrokerPair``: ``.a``,
+                         ``.b``, each with ``kill``/``stop``/``start``/``restart`` on the same
+                         ports; ``failover_url()`` builds ``failover:(a,b)?randomize=false&
+                         priorityBackup=true``, options overridable), for failover tests.
     ``jms_classpath``    the Debian jars a Java JMS peer compiles and runs against.
     ``connector_peer_classpath``  that plus ``tests/java/ConnectorPeer`` compiled (a JMS peer
                          playing the connector over OpenWire; see its source for the protocol).
+
+The private and non-default brokers are always started here: with ``CUCMCONN_TEST_STOMP_URL``
+set they skip, since an external broker's options and process are not ours to choose.
 
 Tests skip (with the reason) only when Java or ActiveMQ cannot be had; with ``CI`` set they
 fail instead, because CI must run them.  Every test using these fixtures gets the ``activemq``
@@ -34,13 +48,30 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from cucmconn.broker import ActiveMQUnavailable, LocalActiveMQ, ensure_installed, free_ports
+from cucmconn.broker import (
+    ACTIVEMQ_DEFAULTS,
+    ActiveMQUnavailable,
+    LocalActiveMQ,
+    ensure_installed,
+    free_ports,
+)
 
-__all__ = ["BrokerHandle", "SecureBrokerHandle"]
+__all__ = ["THROTTLED_QUEUE", "THROTTLE_LIMIT", "BrokerHandle", "BrokerPair", "SecureBrokerHandle"]
 
 BROKER_FIXTURES = frozenset(
-    {"activemq", "fresh_activemq", "secure_activemq", "jms_classpath", "connector_peer_classpath"}
+    {
+        "activemq",
+        "fresh_activemq",
+        "secure_activemq",
+        "default_activemq",
+        "throttled_activemq",
+        "two_activemq",
+        "jms_classpath",
+        "connector_peer_classpath",
+    }
 )
+THROTTLED_QUEUE = "Connector1"
+THROTTLE_LIMIT = "1mb"
 JMS_JARS = (
     "activemq-client.jar",
     "geronimo-jms_1.1_spec.jar",
@@ -147,6 +178,38 @@ class SecureBrokerHandle(BrokerHandle):
         return f"{scheme}://{rest}{query}"
 
 
+@dataclass
+class BrokerPair:
+    """Two independent brokers (no network of brokers between them), as the vendor's HA runs."""
+
+    a: BrokerHandle
+    b: BrokerHandle
+
+    def failover_url(self, *, scheme: str = "stomp", **options: str | int | bool) -> str:
+        """``failover:(a,b)?randomize=false&priorityBackup=true``; ``options`` add or override.
+
+        ``scheme="tcp"`` gives the OpenWire form, for a Java JMS peer on the same pair.
+        """
+        urls = [
+            h.openwire_url if scheme == "tcp" else f"{scheme}://{h.host}:{h.stomp_port}"
+            for h in (self.a, self.b)
+        ]
+        merged: dict[str, str | int | bool] = {"randomize": False, "priorityBackup": True}
+        merged.update(options)
+        query = "&".join(f"{key}={_option(value)}" for key, value in merged.items())
+        return f"failover:({','.join(urls)})?{query}"
+
+    def stop(self) -> None:
+        """Stop both (whichever still runs)."""
+        for handle in (self.a, self.b):
+            if handle.broker is not None:
+                handle.broker.stop()
+
+
+def _option(value: str | int | bool) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _start_local(base: Path, *, ssl: bool = False, **options: Any) -> LocalActiveMQ:
     _require_activemq()
     stomp, openwire, stomp_ssl = free_ports(3)
@@ -192,13 +255,65 @@ def activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]
 @pytest.fixture
 def fresh_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
     """A private broker for one test, which may kill or restart it at will."""
-    if os.environ.get("CUCMCONN_TEST_STOMP_URL"):
-        pytest.skip("CUCMCONN_TEST_STOMP_URL set: destructive tests need a broker we control")
+    _local_only("a destructive test's private broker")
     broker = _start_local(tmp_path_factory.mktemp("fresh-activemq"))
     try:
         yield _handle(broker)
     finally:
         broker.stop()
+
+
+def _local_only(what: str) -> None:
+    if os.environ.get("CUCMCONN_TEST_STOMP_URL"):
+        pytest.skip(f"CUCMCONN_TEST_STOMP_URL set: {what} is started locally only")
+
+
+@pytest.fixture(scope="session")
+def default_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    """A session broker with ActiveMQ's default transport options (no socket or Nagle tuning)."""
+    _local_only("the default-options broker")
+    broker = _start_local(
+        tmp_path_factory.mktemp("default-activemq"), transport_profile=ACTIVEMQ_DEFAULTS
+    )
+    try:
+        yield _handle(broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def throttled_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    """A private broker whose command queue has producer flow control at 1 MB (issue 11 case 1).
+
+    Private because a test that fills the queue leaves it full for whoever comes next.
+    """
+    _local_only("the throttled broker")
+    broker = _start_local(
+        tmp_path_factory.mktemp("throttled-activemq"),
+        queue_memory_limits={THROTTLED_QUEUE: THROTTLE_LIMIT},
+    )
+    try:
+        yield _handle(broker)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def two_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerPair]:
+    """Two independent private brokers, each killable and restartable on its own ports."""
+    _local_only("the broker pair")
+    base = tmp_path_factory.mktemp("two-activemq")
+    first = _start_local(base / "a", broker_name="cucmconn-a")
+    try:
+        second = _start_local(base / "b", broker_name="cucmconn-b")
+    except BaseException:
+        first.stop()
+        raise
+    pair = BrokerPair(_handle(first), _handle(second))
+    try:
+        yield pair
+    finally:
+        pair.stop()
 
 
 def _make_keystore(directory: Path) -> tuple[Path, str, Path]:
@@ -225,8 +340,7 @@ def _make_keystore(directory: Path) -> tuple[Path, str, Path]:
 @pytest.fixture(scope="session")
 def secure_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBrokerHandle]:
     """A broker with user/password authentication and ``stomp+ssl`` (self-signed, 127.0.0.1)."""
-    if os.environ.get("CUCMCONN_TEST_STOMP_URL"):
-        pytest.skip("CUCMCONN_TEST_STOMP_URL set: the secure broker is started locally only")
+    _local_only("the secure broker")
     _require_activemq()
     base = tmp_path_factory.mktemp("secure-activemq")
     keystore, store_password, cafile = _make_keystore(base)

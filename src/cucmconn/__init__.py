@@ -35,6 +35,7 @@ from .errors import (
     SlowConsumer,
     TransportError,
 )
+from .trace import Replayer, TraceRecorder
 
 __version__ = "0.1.0"
 
@@ -60,10 +61,12 @@ __all__ = [
     "EventsMayBeMissed",
     "InboundCall",
     "ProtocolError",
+    "Replayer",
     "ServiceUnavailable",
     "SlowConsumer",
     "SystemStatus",
     "TerminalStatus",
+    "TraceRecorder",
     "TransportError",
     "UnknownEvent",
     "__version__",

@@ -2,9 +2,15 @@
 
 ``ProtocolError`` is also a ``ValueError`` because it always means "these bytes are not a valid
 message"; ``CommandTimeout`` is also a ``TimeoutError`` so generic timeout handling still works.
+
+This module sits at the bottom of the layers: it imports only ``errorcodes`` (the vendor's table
+of error codes, plain data), so every layer above can import it without a cycle
+(``tests/package/test_layers.py`` checks this).
 """
 
 from __future__ import annotations
+
+from .errorcodes import ErrorInfo, lookup
 
 __all__ = [
     "BrokerError",
@@ -12,6 +18,7 @@ __all__ = [
     "CommandTimeout",
     "ConnectionLost",
     "ConnectorError",
+    "MissingExtra",
     "ProtocolError",
     "ServiceUnavailable",
     "SlowConsumer",
@@ -48,6 +55,21 @@ class ServiceUnavailable(ConnectorError):
     """The connector reported OUT_OF_SERVICE (CUCM is down), so commands are not processed."""
 
 
+class MissingExtra(ConnectorError, ImportError):
+    """An optional feature was used without the extra that installs its dependency.
+
+    ``import cucmconn`` needs msgspec only; the command line (``cli``), the aiostomp adapter
+    (``aiostomp``) and uvloop (``uvloop``) are extras.  The message is one line naming the extra.
+    """
+
+    def __init__(self, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the '{extra}' extra: python3 -m pip install 'cucmconn[{extra}]'"
+        )
+        self.extra = extra
+        self.feature = feature
+
+
 class CommandTimeout(ConnectorError, TimeoutError):
     """No event answered the command within its TTL."""
 
@@ -64,9 +86,7 @@ class CommandError(ConnectorError):
     """
 
     def __init__(self, code: str, target: str | None = None, message: str | None = None) -> None:
-        from .codec.errorcodes import lookup  # local: errorcodes is data, errors stays a leaf
-
-        info = lookup(code)
+        info: ErrorInfo = lookup(code)
         self.code = code
         self.target = target
         self.message = message

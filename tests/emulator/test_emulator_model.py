@@ -453,6 +453,23 @@ def test_inbound_call_rings_the_agent_uncorrelated(model: CucmModel) -> None:
     ]
 
 
+def test_agent_answering_at_the_phone_sends_answercall_events_uncorrelated(
+    model: CucmModel,
+) -> None:
+    cid, _ = model.place_call("5551234", "1001")
+    out = model.answer(cid)
+    assert [(o.destination, encode_event(o.event), o.correlated) for o in out] == [
+        theirs(f"1001#DialogState#ACTIVE#{T}#{cid}#5551234,1001", A),
+        theirs(f"1001#AgentState#TALKING#{T}", A),
+    ]
+    with pytest.raises(CommandError) as answered:  # no longer ringing
+        model.answer(cid)
+    assert answered.value.code == "CF_INVALID_OBJECT_STATE"
+    with pytest.raises(CommandError):
+        model.answer("404")
+    assert model.calls[cid].legs == {"5551234": "ACTIVE", "1001": "ACTIVE"}
+
+
 @pytest.mark.parametrize(
     ("caller", "callee", "code"),
     [

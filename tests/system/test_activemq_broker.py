@@ -18,12 +18,14 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cucmconn.broker import LocalActiveMQ, LocalBrokerError, free_ports, main
+from cucmconn.broker import ACTIVEMQ_DEFAULTS, LocalActiveMQ, LocalBrokerError, free_ports, main
 from tests.activemq import (
     BrokerHandle,
+    BrokerPair,
     SecureBrokerHandle,
     _external_handle,
     _require_activemq,
@@ -69,15 +71,63 @@ def test_config_is_loopback_non_persistent_and_jmx_free(tmp_path: Path) -> None:
     assert node.get("useJmx") == "false"
     assert node.get("schedulerSupport") == "false"
     assert _connectors(broker.conf_dir / "activemq.xml") == {
-        # 1 MB socket buffers: ActiveMQ's pinned 64 KB stalls pipelined links on loopback
-        "openwire": "tcp://127.0.0.1:40002?transport.socketBufferSize=1048576",
+        # 1 MB socket buffers: ActiveMQ's pinned 64 KB stalls pipelined links on loopback;
+        # TCP_NODELAY: the broker's small writes otherwise wait 40 ms for a delayed ACK
+        "openwire": "tcp://127.0.0.1:40002?transport.socketBufferSize=1048576"
+        "&transport.tcpNoDelay=true",
         "stomp": "stomp://127.0.0.1:40001?transport.hbGracePeriodMultiplier=1.5"
-        "&transport.socketBufferSize=1048576",
+        "&transport.socketBufferSize=1048576&transport.tcpNoDelay=true",
     }
     assert not list(root.iter(f"{AMQ}simpleAuthenticationPlugin"))
     assert (broker.conf_dir / "log4j.properties").is_file()
     assert broker.stomp_url == "stomp://127.0.0.1:40001"
     assert broker.openwire_url == "tcp://127.0.0.1:40002"
+
+
+def test_default_profile_renders_no_transport_option(tmp_path: Path) -> None:
+    broker = LocalActiveMQ(
+        tmp_path, stomp_port=40001, openwire_port=40002, transport_profile=ACTIVEMQ_DEFAULTS
+    )
+    broker.write_config()
+    assert _connectors(broker.conf_dir / "activemq.xml") == {
+        "openwire": "tcp://127.0.0.1:40002",
+        "stomp": "stomp://127.0.0.1:40001",
+    }
+
+
+def test_queue_memory_limit_renders_a_flow_control_policy_first(tmp_path: Path) -> None:
+    broker = LocalActiveMQ(tmp_path, queue_memory_limits={"Connector1": "1mb"})
+    broker.write_config()
+    root = ET.parse(broker.conf_dir / "activemq.xml").getroot()
+    entries = [(e.get("queue"), e.get("memoryLimit")) for e in root.iter(f"{AMQ}policyEntry")]
+    assert entries[0] == ("Connector1", "1mb")
+    assert (None, "32mb") in entries and (">", "64mb") in entries
+    (first,) = [e for e in root.iter(f"{AMQ}policyEntry") if e.get("queue") == "Connector1"]
+    assert first.get("producerFlowControl") == "true"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"transport_profile": "fast"}, "transport_profile"),
+        ({"queue_memory_limits": {"Connector1": "1mb; rm"}}, "memory limit"),
+        ({"queue_memory_limits": {'a"b': "1mb"}}, "queue name"),
+    ],
+)
+def test_bad_profile_or_limit_is_refused(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        LocalActiveMQ(tmp_path, **options)
+
+
+def test_advisory_json_jars_are_on_the_broker_classpath_when_installed(tmp_path: Path) -> None:
+    broker = LocalActiveMQ(tmp_path)
+    (classpath,) = [a for a in broker.command() if a.startswith("-Dactivemq.classpath=")]
+    entries = classpath.split("=", 1)[1].split(os.pathsep)
+    assert entries[0] == str(broker.conf_dir)
+    expected = [f"/usr/share/java/{jar}" for jar in ("xstream.jar", "xpp3.jar", "jettison.jar")]
+    assert entries[1:] == [jar for jar in expected if Path(jar).is_file()]
 
 
 def test_users_are_escaped_into_the_auth_plugin_and_kept_out_of_repr(tmp_path: Path) -> None:
@@ -149,6 +199,109 @@ def test_session_broker_speaks_stomp(activemq: BrokerHandle) -> None:
     assert _stomp_command_at(activemq.host, activemq.stomp_port) == "CONNECTED"
     if activemq.controllable:  # never the defaults: a developer's own broker must not collide
         assert {activemq.stomp_port, activemq.openwire_port}.isdisjoint({61613, 61616})
+
+
+def _fill_until_blocked(host: str, port: int, seconds: float) -> int | None:
+    """Send 1 KB commands to Connector1 with no consumer; bytes sent once the socket blocks."""
+    frame = (
+        b"SEND\ndestination:/queue/Connector1\ntype:Beat#t\npersistent:false\n\n"
+        + b"x" * 1000
+        + b"\0"
+    )
+    with socket.create_connection((host, port), timeout=10) as sock:
+        assert _stomp_connect(sock) == "CONNECTED"
+        sock.settimeout(2.0)
+        sent, deadline = 0, time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                sock.sendall(frame)
+                sent += len(frame)
+        except TimeoutError:
+            return sent
+    return None
+
+
+def test_throttled_broker_stops_reading_a_producer(throttled_activemq: BrokerHandle) -> None:
+    """The broker blocks the producer once ~1 MB is pending (plus what the sockets buffer)."""
+    blocked_at = _fill_until_blocked(throttled_activemq.host, throttled_activemq.stomp_port, 20)
+    assert blocked_at is not None, "the producer was never throttled"
+    assert blocked_at < 8_000_000
+    log = throttled_activemq.log_path
+    assert log is not None
+    assert "Usage Manager Memory Limit (1048576) reached on queue://Connector1" in log.read_text()
+
+
+def test_default_broker_has_no_transport_options(default_activemq: BrokerHandle) -> None:
+    assert _stomp_command_at(default_activemq.host, default_activemq.stomp_port) == "CONNECTED"
+    assert default_activemq.broker is not None
+    connectors = _connectors(default_activemq.broker.conf_dir / "activemq.xml")
+    assert all("?" not in uri for uri in connectors.values())
+
+
+def test_two_brokers_are_independent_and_each_restartable(two_activemq: BrokerPair) -> None:
+    a, b = two_activemq.a, two_activemq.b
+    assert {a.stomp_port, a.openwire_port}.isdisjoint({b.stomp_port, b.openwire_port})
+    url = two_activemq.failover_url()
+    assert url == (
+        f"failover:(stomp://127.0.0.1:{a.stomp_port},stomp://127.0.0.1:{b.stomp_port})"
+        "?randomize=false&priorityBackup=true"
+    )
+    assert two_activemq.failover_url(scheme="tcp", maxReconnectAttempts=3).endswith(
+        f"{b.openwire_url})?randomize=false&priorityBackup=true&maxReconnectAttempts=3"
+    )
+    a.kill()
+    assert not _port_open(a.host, a.stomp_port)
+    assert _stomp_command_at(b.host, b.stomp_port) == "CONNECTED"
+    a.start()
+    assert _stomp_command_at(a.host, a.stomp_port) == "CONNECTED"
+    b.restart()
+    assert _stomp_command_at(b.host, b.stomp_port) == "CONNECTED"
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _read_frame(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\0" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_consumer_advisories_reach_stomp_as_json(activemq: BrokerHandle) -> None:
+    """A Connector1 consumer starting shows up as a JSON ConsumerInfo (needs XStream jars)."""
+    if activemq.broker is None:
+        pytest.skip("external broker: its classpath is not ours")
+    if not Path("/usr/share/java/xstream.jar").is_file():
+        _unavailable("libxstream-java is needed for JSON advisories over STOMP")
+    queue_name = f"AdvisoryProbe{os.getpid()}"
+    with (
+        socket.create_connection((activemq.host, activemq.stomp_port), timeout=10) as watcher,
+        socket.create_connection((activemq.host, activemq.stomp_port), timeout=10) as consumer,
+    ):
+        assert _stomp_connect(watcher) == "CONNECTED"
+        watcher.sendall(
+            b"SUBSCRIBE\nid:1\nreceipt:r1\ntransformation:jms-advisory-json\n"
+            b"destination:/topic/ActiveMQ.Advisory.Consumer.Queue."
+            + queue_name.encode()
+            + b"\n\n\0"
+        )
+        assert _read_frame(watcher).startswith(b"RECEIPT")
+        assert _stomp_connect(consumer) == "CONNECTED"
+        consumer.sendall(b"SUBSCRIBE\nid:1\ndestination:/queue/" + queue_name.encode() + b"\n\n\0")
+        frame = _read_frame(watcher)
+    head, _, body = frame.partition(b"\n\n")
+    assert head.startswith(b"MESSAGE") and b"consumerCount:1" in head
+    info = json.loads(body.rstrip(b"\0\n"))["ConsumerInfo"]
+    assert info["consumerId"]["connectionId"].startswith("ID:")
 
 
 def test_kill_start_restart(fresh_activemq: BrokerHandle) -> None:

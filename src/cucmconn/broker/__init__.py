@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from .activemq import (
+    ACTIVEMQ_DEFAULTS,
     ACTIVEMQ_HOME,
     ACTIVEMQ_JAR,
+    TRANSPORT_PROFILES,
+    TUNED,
     ActiveMQUnavailable,
     BrokerStatus,
     LocalActiveMQ,
@@ -18,8 +21,11 @@ from .activemq import (
 from .cli import main
 
 __all__ = [
+    "ACTIVEMQ_DEFAULTS",
     "ACTIVEMQ_HOME",
     "ACTIVEMQ_JAR",
+    "TRANSPORT_PROFILES",
+    "TUNED",
     "ActiveMQUnavailable",
     "BrokerStatus",
     "LocalActiveMQ",

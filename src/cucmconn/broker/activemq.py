@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,8 +36,11 @@ from xml.sax.saxutils import quoteattr
 from ..errors import ConnectorError
 
 __all__ = [
+    "ACTIVEMQ_DEFAULTS",
     "ACTIVEMQ_HOME",
     "ACTIVEMQ_JAR",
+    "TRANSPORT_PROFILES",
+    "TUNED",
     "ActiveMQUnavailable",
     "BrokerStatus",
     "LocalActiveMQ",
@@ -51,13 +55,28 @@ __all__ = [
 ACTIVEMQ_HOME = Path("/usr/share/activemq")
 ACTIVEMQ_JAR = ACTIVEMQ_HOME / "bin" / "activemq.jar"
 DEFAULT_JVM_OPTS = ("-Xms64m", "-Xmx512m")
+TUNED = "tuned"
+"""Transport profile of ``cucmconn broker start``: 1 MB socket buffers and TCP_NODELAY."""
+ACTIVEMQ_DEFAULTS = "defaults"
+"""Transport profile with ActiveMQ's own defaults, as most users' brokers run."""
+TRANSPORT_PROFILES = (TUNED, ACTIVEMQ_DEFAULTS)
+
 # ActiveMQ's TcpTransport pins SO_RCVBUF/SO_SNDBUF to 64 KB by default, which turns off the
 # kernel's autotuning.  On loopback (64 KB segments) a burst of small frames then overflows the
 # receive queue: segments are pruned and retransmitted with exponential back-off, and a
 # connection pipelining ~1,000 commands stalled for 20 s and more (its mutex held by a blocked
-# writer).  1 MB buffers removed the stalls in the round-trip benchmark.
-_SOCKET_OPTIONS = "transport.socketBufferSize=1048576"
-_STOMP_OPTIONS = f"transport.hbGracePeriodMultiplier=1.5&{_SOCKET_OPTIONS}"
+# writer).  1 MB buffers removed the stalls in the round-trip benchmark.  Without TCP_NODELAY
+# the broker's small writes wait for the peer's delayed ACK: one command after another then
+# took 40 ms each (p50 40.6 ms), 1.5 ms with it (docs: protocol-notes, "Nagle").
+_TUNED_OPTIONS = "transport.socketBufferSize=1048576&transport.tcpNoDelay=true"
+_STOMP_TUNED_OPTIONS = f"transport.hbGracePeriodMultiplier=1.5&{_TUNED_OPTIONS}"
+# Jars that let the broker render advisories as JSON for STOMP subscribers
+# (``transformation:jms-advisory-json``); Debian's activemq package does not depend on them
+# (``libxstream-java`` brings them).  Without them advisories to STOMP are silently not sent.
+_ADVISORY_JARS = ("xstream.jar", "xpp3.jar", "jettison.jar")
+_JAVA_DIR = Path("/usr/share/java")
+_MEMORY_LIMIT = re.compile(r"\d{1,6}\s*(?:[kmg]b)?", re.IGNORECASE)
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _PROBE_INTERVAL = 0.1
 _LOG_TAIL_LINES = 25
 
@@ -209,6 +228,12 @@ class LocalActiveMQ:
     connector.  Passwords go only into ``conf/activemq.xml`` (mode 0600), never into reprs,
     logs or exceptions.  ``die_with_parent`` (Linux) has the kernel stop the broker when this
     process dies, so a killed test run leaves no 512 MB JVM behind; the CLI leaves it off.
+
+    ``transport_profile`` is :data:`TUNED` (1 MB socket buffers, TCP_NODELAY: what ``cucmconn
+    broker start`` runs) or :data:`ACTIVEMQ_DEFAULTS` (no transport option at all, like a user's
+    broker), so the SDK can be tested on both.  ``queue_memory_limits`` maps a queue name to a
+    ``memoryLimit`` (``"1mb"``) with producer flow control: once that much is pending, the
+    broker stops reading the producer's socket, as a throttled production broker does.
     """
 
     def __init__(
@@ -226,9 +251,22 @@ class LocalActiveMQ:
         jvm_opts: tuple[str, ...] = DEFAULT_JVM_OPTS,
         broker_name: str = "cucmconn",
         die_with_parent: bool = False,
+        transport_profile: str = TUNED,
+        queue_memory_limits: Mapping[str, str] | None = None,
     ) -> None:
         if stomp_ssl_port is not None and (ssl_keystore is None or ssl_keystore_password is None):
             raise ValueError("stomp_ssl_port needs ssl_keystore and ssl_keystore_password")
+        if transport_profile not in TRANSPORT_PROFILES:
+            raise ValueError(
+                f"transport_profile must be one of {', '.join(TRANSPORT_PROFILES)}, "
+                f"not {transport_profile!r}"
+            )
+        limits = dict(queue_memory_limits or {})
+        for name, limit in limits.items():
+            if _QUEUE_NAME.fullmatch(name) is None:
+                raise ValueError(f"queue name {name!r} must be letters, digits, '_', '.', '-'")
+            if _MEMORY_LIMIT.fullmatch(limit) is None:
+                raise ValueError(f"memory limit {limit!r} must look like 1mb, 512kb or 1048576")
         self.base_dir = Path(base_dir).expanduser().resolve()
         self.host = host
         self.stomp_port = stomp_port
@@ -241,6 +279,8 @@ class LocalActiveMQ:
         self.jvm_opts = jvm_opts
         self.broker_name = broker_name
         self.die_with_parent = die_with_parent
+        self.transport_profile = transport_profile
+        self.queue_memory_limits: Mapping[str, str] = limits
         self._process: subprocess.Popen[bytes] | None = None
 
     # -- paths and URLs -------------------------------------------------------------------
@@ -362,6 +402,7 @@ class LocalActiveMQ:
             (package / "activemq.xml").read_text(encoding="utf-8"),
             BROKER_NAME=self.broker_name,
             MEMORY_LIMIT=self.memory_limit,
+            QUEUE_POLICIES=self._queue_policies_xml(),
             PLUGINS=self._plugins_xml(),
             SSL_CONTEXT=self._ssl_xml(),
             CONNECTORS=self._connectors_xml(),
@@ -372,17 +413,27 @@ class LocalActiveMQ:
             out.write(xml)
 
     def _connectors_xml(self) -> str:
+        tuned = self.transport_profile == TUNED
+        plain, stomp = (_TUNED_OPTIONS, _STOMP_TUNED_OPTIONS) if tuned else ("", "")
         rows = [
-            ("openwire", f"tcp://{self.host}:{self.openwire_port}?{_SOCKET_OPTIONS}"),
-            ("stomp", f"stomp://{self.host}:{self.stomp_port}?{_STOMP_OPTIONS}"),
+            ("openwire", _uri(f"tcp://{self.host}:{self.openwire_port}", plain)),
+            ("stomp", _uri(f"stomp://{self.host}:{self.stomp_port}", stomp)),
         ]
         if self.stomp_ssl_port is not None:
             rows.append(
-                ("stomp+ssl", f"stomp+ssl://{self.host}:{self.stomp_ssl_port}?{_STOMP_OPTIONS}")
+                ("stomp+ssl", _uri(f"stomp+ssl://{self.host}:{self.stomp_ssl_port}", stomp))
             )
         return "\n".join(
             f"            <transportConnector name={quoteattr(name)} uri={quoteattr(uri)}/>"
             for name, uri in rows
+        )
+
+    def _queue_policies_xml(self) -> str:
+        """One policy entry per throttled queue, ahead of the catch-all ``queue=">"`` entry."""
+        return "".join(
+            f"                    <policyEntry queue={quoteattr(name)} "
+            f'producerFlowControl="true" memoryLimit={quoteattr(limit)}/>\n'
+            for name, limit in self.queue_memory_limits.items()
         )
 
     def _plugins_xml(self) -> str:
@@ -421,11 +472,17 @@ class LocalActiveMQ:
             f"-Dactivemq.conf={self.conf_dir}",
             f"-Dactivemq.data={self.data_dir}",
             f"-Dactivemq.home={ACTIVEMQ_HOME}",
+            f"-Dactivemq.classpath={os.pathsep.join(self._classpath())}",
             "-jar",
             str(ACTIVEMQ_JAR),
             "start",
             f"xbean:file:{self.conf_dir / 'activemq.xml'}",
         ]
+
+    def _classpath(self) -> list[str]:
+        """``conf`` (as Debian's launcher has it) plus the advisory-JSON jars that exist here."""
+        jars = (_JAVA_DIR / jar for jar in _ADVISORY_JARS)
+        return [str(self.conf_dir), *(str(jar) for jar in jars if jar.is_file())]
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -571,6 +628,10 @@ class LocalActiveMQ:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _uri(base: str, options: str) -> str:
+    return f"{base}?{options}" if options else base
 
 
 def _render(template: str, **values: str) -> str:

@@ -18,21 +18,16 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-try:
+from ..errors import ConnectorError, MissingExtra, TransportError
+
+try:  # rich is the 'cli' extra: without it, one line naming the extra instead of a traceback
     from rich.logging import RichHandler
-except ModuleNotFoundError as _missing:  # the command line is an extra: say which, in one line
-    if _missing.name != "rich":
-        raise
-    print(
-        "cucmconn: the command line needs the 'cli' extra: pip install 'cucmconn[cli]'",
-        file=sys.stderr,
-    )
-    raise SystemExit(2) from None
+except ModuleNotFoundError as _exc:
+    raise SystemExit(f"cucmconn: {MissingExtra('cli', 'the command line')}") from _exc
 
 from ..broker.cli import main as broker_main
 from ..client import loop as loops
 from ..emulator.main import main as emulator_main
-from ..errors import ConnectorError, TransportError
 from . import demo, load, send, watch
 from .common import (
     EXIT_CODES_HELP,
@@ -180,7 +175,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 def _run(coro: Coroutine[Any, Any, int], loop: str) -> int:
     if loop == "uvloop" and loops.loop_factory(True) is None:
         coro.close()
-        stderr_console().print("[red]error:[/] --loop uvloop: uvloop is not installed")
+        stderr_console().print(f"[red]error:[/] {MissingExtra('uvloop', '--loop uvloop')}")
         return EXIT_USAGE
     return loops.run(coro, use_uvloop=loop != "asyncio")
 

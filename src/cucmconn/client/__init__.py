@@ -6,6 +6,7 @@ from .agent import AgentSession, Call
 from .client import Client, ResyncCallback
 from .correlation import DEFAULT_EXPECTATIONS, Expect
 from .loop import run
+from .observe import ClientObserver, CommandFinished, EventFate, Outcome
 from .stats import ClientStats
 from .streams import EventsMayBeMissed, EventStream, Overflow, StreamItem
 
@@ -14,10 +15,14 @@ __all__ = [
     "AgentSession",
     "Call",
     "Client",
+    "ClientObserver",
     "ClientStats",
+    "CommandFinished",
+    "EventFate",
     "EventStream",
     "EventsMayBeMissed",
     "Expect",
+    "Outcome",
     "Overflow",
     "ResyncCallback",
     "StreamItem",

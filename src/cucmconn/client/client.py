@@ -20,8 +20,10 @@ import contextlib
 import inspect
 import itertools
 import logging
+import os
 import re
 import socket
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,37 +32,25 @@ from typing import Any, Literal
 
 from ..codec import decode_event, encode_command
 from ..codec.commands import canonical_command
-from ..codec.events import (
-    AgentInfo,
-    AgentState,
-    DialogState,
-    ErrorEvent,
-    Event,
-    InboundCall,
-    SystemStatus,
-    TerminalStatus,
-)
-from ..errors import (
-    CommandTimeout,
-    ConnectionLost,
-    ConnectorError,
-    ServiceUnavailable,
-    TransportError,
-)
+from ..codec.events import Event, SystemStatus
+from ..errors import ConnectionLost, ConnectorError, ServiceUnavailable, TransportError
+from ..trace.recorder import RecordingTransport, TraceRecorder
 from ..transport import Message, Transport, open_transport, redact_url, topic
 from ..transport import queue as queue_destination
 from .agent import AgentSession
-from .correlation import DEFAULT_EXPECTATIONS, Expect, Pending, PendingTable
+from .correlation import DEFAULT_EXPECTATIONS, Expect, Pending, PendingTable, owner_of
+from .observe import ClientObserver, CommandFinished, Observers, Outcome
 from .slots import Slots
 from .stats import ClientStats, LatencyHistogram, StatsCounters
 from .streams import EventsMayBeMissed, EventStream, Overflow
+from .supervisor import Supervisor
+from .tracker import AgentTracker
 
 __all__ = ["Client", "ResyncCallback"]
 
 log = logging.getLogger("cucmconn.client")
 
 ResyncCallback = Callable[["Client"], "Awaitable[None] | None"]
-_AGENT_EVENTS = (AgentInfo, AgentState, DialogState, InboundCall, TerminalStatus)
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -77,22 +67,25 @@ def _consume(future: asyncio.Future[Event]) -> None:
 
 
 class _Listener:
-    """Keeps the transport's callbacks off the Client's public namespace."""
+    """The transport's listener: forwards to the client's handlers without keeping it alive."""
 
-    __slots__ = ("_client",)
+    __slots__ = ("_lost", "_restored")
 
-    def __init__(self, client: Client) -> None:
-        self._client = weakref.ref(client)
+    def __init__(
+        self, lost: Callable[[BaseException | None], None], restored: Callable[[], None]
+    ) -> None:
+        self._lost = weakref.WeakMethod(lost)
+        self._restored = weakref.WeakMethod(restored)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        client = self._client()
-        if client is not None:
-            client._on_connection_lost(exc)
+        handler = self._lost()
+        if handler is not None:
+            handler(exc)
 
     def connection_restored(self) -> None:
-        client = self._client()
-        if client is not None:
-            client._on_connection_restored()
+        handler = self._restored()
+        if handler is not None:
+            handler()
 
 
 class Client:
@@ -112,7 +105,9 @@ class Client:
     has echoed a correlation id once, after which an id-less event is another party's update
     (or a forgery) and never resolves a command.  ``on_resync(client)`` runs after a reconnect,
     or after the connector comes back IN_SERVICE from an outage, once every logged-in agent was
-    re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).
+    re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).  ``record`` (a
+    path, or a ``TraceRecorder`` the caller closes) writes every message of the link to a trace
+    (docs/trace-format.md), off the hot path.
     """
 
     def __init__(
@@ -134,6 +129,7 @@ class Client:
         correlate_fallback: bool | Literal["auto"] | Mapping[str, tuple[Expect, ...]] = "auto",
         transport_options: Mapping[str, Any] | None = None,
         on_resync: ResyncCallback | None = None,
+        record: str | os.PathLike[str] | TraceRecorder | None = None,
     ) -> None:
         if (url is None) == (transport is None):
             raise ValueError("give exactly one of url or transport")
@@ -179,34 +175,40 @@ class Client:
         self._table = PendingTable(
             self._stats, expectations, only_until_echoed=correlate_fallback == "auto"
         )
+        self._observers = Observers()
         self._slots = Slots(max_in_flight)
         self._agents: dict[str, AgentSession] = {}
+        self._trackers: dict[str, AgentTracker] = {}
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._ids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:12]
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription: str | None = None
-        self._in_service = False
-        self._saw_out_of_service = False
-        self._service_up = asyncio.Event()
-        self._service_down = asyncio.Event()
-        self._service_down.set()
-        self._link_up = False
-        self._link_event = asyncio.Event()
         self._connected = False
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._resync_task: asyncio.Task[None] | None = None
-
-    @classmethod
-    def from_transport(cls, transport: Transport, **options: Any) -> Client:
-        """A client over a ready (not necessarily connected) transport, e.g. in tests."""
-        return cls(transport=transport, **options)
+        self._owns_recorder = record is not None and not isinstance(record, TraceRecorder)
+        self._recorder: TraceRecorder | None = (
+            record if record is None or isinstance(record, TraceRecorder) else TraceRecorder(record)
+        )
+        self._supervisor = Supervisor(
+            probe=self._probe,
+            logged_in=self._logged_in_agents,
+            refresh=self._refresh_agent,
+            announce=self._announce,
+            after_resync=self._after_resync,
+            service_changed=self._service_changed,
+            spawn=self._spawn,
+            connect_timeout=connect_timeout,
+            keepalive=keepalive,
+            handshake_timeout=handshake_timeout,
+            max_parallel=max_in_flight,
+            where=f"{self._display_url} queue {queue!r}",
+        )
 
     def __repr__(self) -> str:
         return (
             f"Client({self._display_url!r}, destination={self.destination!r}, "
-            f"in_service={self._in_service}, in_flight={len(self._table)}, "
+            f"in_service={self._supervisor.in_service}, in_flight={len(self._table)}, "
             f"agents={len(self._agents)})"
         )
 
@@ -214,23 +216,27 @@ class Client:
 
     @property
     def display_url(self) -> str:
+        """The broker URL with any credentials removed."""
         return self._display_url
 
     @property
     def in_service(self) -> bool:
         """True while connected and the connector last said IN_SERVICE."""
-        return self._link_up and self._in_service
+        return self._supervisor.ready
 
     @property
     def connected(self) -> bool:
-        return self._link_up
+        """True while the transport's link is up."""
+        return self._supervisor.link_up
 
     @property
     def transport(self) -> Transport | None:
+        """The transport in use (None before ``connect()`` when built from a URL)."""
         return self._transport
 
     @property
     def agents(self) -> Mapping[str, AgentSession]:
+        """Extension -> session, for every agent this client has a session for (read-only)."""
         return MappingProxyType(self._agents)
 
     def stats(self, *, reset_latency: bool = False) -> ClientStats:
@@ -245,12 +251,7 @@ class Client:
 
         Raises ConnectionLost if the client is closed meanwhile.
         """
-        while not self.in_service:
-            if self._closed:
-                raise ConnectionLost("client is closed")
-            await self._service_up.wait()
-            if not self._link_up and not self._closed:
-                await self._link_event.wait()
+        await self._supervisor.wait_in_service()
 
     def agent(self, extension: str) -> AgentSession:
         """The session for ``extension`` (the same object every time)."""
@@ -259,20 +260,56 @@ class Client:
             if not isinstance(extension, str):
                 raise TypeError(f"extension must be str, not {type(extension).__name__}")
             encode_command("GetState", extension)  # refuse an injecting extension now
-            session = self._agents[extension] = AgentSession(self, extension)
+            tracker = AgentTracker(extension, self.agent_buffer, self.overflow, self._stats)
+            self._trackers[extension] = tracker
+            session = self._agents[extension] = AgentSession(self, tracker)
         return session
 
     def remove_agent(self, extension: str) -> None:
         """Forget a session (its streams end); events for it then only reach ``events()``."""
-        session = self._agents.pop(extension, None)
-        if session is not None:
-            session._close_streams()
+        self._agents.pop(extension, None)
+        tracker = self._trackers.pop(extension, None)
+        if tracker is not None:
+            tracker.close()
 
     def events(self, maxlen: int | None = None) -> EventStream:
         """A new bounded stream of every event on this client's topic, from now on."""
         stream = EventStream(maxlen or self.client_buffer, self.overflow, self._stats)
         self._streams.add(stream)
         return stream
+
+    # -- observers ------------------------------------------------------------------------------
+
+    def add_observer(self, observer: ClientObserver) -> None:
+        """Attach an observer (see :mod:`cucmconn.client.observe`) for metrics or tracing.
+
+        Its callbacks run synchronously on the loop for every command issued and finished,
+        every event received, each reconnect and each service change.
+        """
+        self._observers.add(observer)
+        self._table.on_finish = self._command_finished
+
+    def remove_observer(self, observer: ClientObserver) -> None:
+        """Detach an observer added with :meth:`add_observer`; ValueError if it was not."""
+        self._observers.remove(observer)
+        if not self._observers:
+            self._table.on_finish = None
+
+    def _command_finished(self, entry: Pending, outcome: Outcome, code: str | None) -> None:
+        self._observers.command_finished(
+            CommandFinished(
+                entry.command,
+                entry.target,
+                entry.correlation_id,
+                outcome,
+                time.perf_counter() - entry.started,
+                code,
+            )
+        )
+
+    def _service_changed(self, up: bool, why: str) -> None:
+        if self._observers:
+            self._observers.service_changed(up, why)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -294,25 +331,29 @@ class Client:
             return
         if self._closed:
             raise ConnectorError("client is closed; make a new one")
-        self._loop = asyncio.get_running_loop()
         if self._transport is None:
             self._transport = open_transport(self._url or "", **self._transport_options)
             self._display_url = self._transport.display_url
+        if self._recorder is not None and not isinstance(
+            self._transport, RecordingTransport
+        ):
+            self._transport = RecordingTransport(self._transport, self._recorder)
         transport = self._transport
         try:
             if not transport.connected:
                 await transport.connect()
-            transport.set_listener(_Listener(self))
+            transport.set_listener(
+                _Listener(self._on_connection_lost, self._on_connection_restored)
+            )
             self._subscription = await transport.subscribe(self._reply_to, self._on_message)
-            self._link_up = True
-            self._link_event.set()
+            self._supervisor.link_opened()
             self._connected = True
             self._spawn(self._table.run_sweeper(), "sweeper")
-            await self._handshake()
+            await self._supervisor.handshake()
         except BaseException:
             await self.close()
             raise
-        self._spawn(self._supervise(), "keepalive")
+        self._spawn(self._supervisor.run(), "keepalive")
         log.info("connected to %s as %s", self._display_url, self.destination)
 
     async def close(self) -> None:
@@ -320,10 +361,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
-        self._link_up = False
-        self._in_service = False
-        self._service_up.set()  # wake every waiter: each sees _closed and gives up
-        self._link_event.set()
+        self._supervisor.close()
         tasks, self._tasks = self._tasks, set()
         for task in tasks:
             task.cancel()
@@ -331,8 +369,8 @@ class Client:
             with contextlib.suppress(BaseException):
                 await task
         self._table.fail_all(lambda e: ConnectionLost(f"{e.command}#{e.target}: client closed"))
-        for session in self._agents.values():
-            session._close_streams()
+        for tracker in self._trackers.values():
+            tracker.close()
         for stream in list(self._streams):
             stream.close()
         transport = self._transport
@@ -343,6 +381,8 @@ class Client:
                     await transport.unsubscribe(self._subscription)
             if self._owns_transport:
                 await transport.close()
+        if self._owns_recorder and self._recorder is not None:
+            self._recorder.close()
         self._connected = False
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
@@ -373,10 +413,10 @@ class Client:
         ttl = self.ttl if ttl is None else ttl
         if not ttl > 0:
             raise ValueError(f"ttl must be > 0, not {ttl!r}")
-        session = self._agents.get(target)
-        if session is None:
+        tracker = self._trackers.get(target)
+        if tracker is None:
             return await self._request(name, target, args, jms_type, body, ttl)
-        turn = session._turn
+        turn = tracker.turn
         if not turn.try_acquire():
             await turn.acquire()
         try:
@@ -387,7 +427,7 @@ class Client:
     async def _request(
         self, name: str, target: str, args: tuple[str, ...], jms_type: str, body: str, ttl: float
     ) -> Event:
-        if not (self._link_up and self._in_service) or self._closed or not self._connected:
+        if self._closed or not self._connected or not self._supervisor.ready:
             await self._wait_ready(name, target, ttl)
         slots = self._slots
         if not slots.try_acquire():
@@ -406,27 +446,43 @@ class Client:
     async def _wait_ready(self, name: str, target: str, ttl: float) -> None:
         if self._closed or not self._connected:
             raise ConnectionLost(f"{name}#{target}: client is not connected")
-        if self._link_up and self._in_service:
+        supervisor = self._supervisor
+        if supervisor.ready:
             return
+        started = time.perf_counter()
         if not self.wait_for_service:
-            if not self._link_up:
-                self._stats.connection_lost += 1
+            if not supervisor.link_up:
+                self._refused(name, target, "connection_lost", started)
                 raise ConnectionLost(f"{name}#{target}: link down, the transport is reconnecting")
-            self._stats.service_unavailable += 1
+            self._refused(name, target, "unavailable", started)
             raise ServiceUnavailable(f"{name}#{target}: connector is OUT_OF_SERVICE")
         try:
             async with asyncio.timeout(ttl):
-                await self.wait_in_service()
+                await supervisor.wait_in_service()
         except TimeoutError:
-            self._stats.service_unavailable += 1
+            self._refused(name, target, "unavailable", started)
             raise ServiceUnavailable(
                 f"{name}#{target}: connector not IN_SERVICE within {ttl:g} s"
             ) from None
 
+    def _refused(self, name: str, target: str, outcome: Outcome, started: float) -> None:
+        """Count a command that ended before it got an id (link down, connector out of service)."""
+        if outcome == "connection_lost":
+            self._stats.connection_lost += 1
+        else:
+            self._stats.service_unavailable += 1
+        if self._observers:
+            self._observers.command_finished(
+                CommandFinished(name, target, None, outcome, time.perf_counter() - started)
+            )
+
     def _register(self, name: str, target: str, args: tuple[str, ...], ttl: float) -> Pending:
         now = asyncio.get_running_loop().time()
         cid = f"{self._id_prefix}-{next(self._ids):x}"
-        return self._table.add(cid, name, target, args, now + ttl, now)
+        entry = self._table.add(cid, name, target, args, now + ttl, now)
+        if self._observers:
+            self._observers.command_issued(name, target, cid)
+        return entry
 
     async def _transmit(self, entry: Pending, jms_type: str, body: str, ttl: float) -> None:
         assert self._transport is not None
@@ -444,167 +500,63 @@ class Client:
             self._table.abandon(entry)
             raise
         except (TransportError, OSError) as exc:
-            self._table.abandon(entry, cancelled=False)
-            self._stats.connection_lost += 1
+            self._table.abandon(entry, "connection_lost")
             raise ConnectionLost(f"{entry.command}#{entry.target}: send failed: {exc}") from exc
         self._stats.sent += 1
         log.debug("sent %s (id %s)", jms_type, entry.correlation_id)
 
-    async def _probe(self, name: str, ttl: float) -> None:
-        """Send Hello/Beat without waiting: the answer acts through ``_set_service``."""
+    async def _probe(self, name: str, ttl: float) -> asyncio.Future[Event]:
+        """Write a Hello/Beat; the answer acts through the supervisor, the future reports it."""
         jms_type, body = encode_command(name, self.destination)
         entry = self._register(name, self.destination, (), ttl)
         entry.future.add_done_callback(_consume)
         await self._transmit(entry, jms_type, body, ttl)
+        return entry.future
 
-    # -- session: handshake, keep-alive, outages -----------------------------------------------
+    # -- what the supervisor asks of the client ------------------------------------------------
 
-    async def _handshake(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.handshake_timeout
-        self._saw_out_of_service = False
-        while not self._in_service:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            step = min(self.connect_timeout, remaining)
-            await self._probe("Hello", step)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._service_up.wait(), step)
-        if self._in_service:
-            return
-        where = f"{self._display_url} queue {self.queue!r}"
-        if self._saw_out_of_service:
-            raise ServiceUnavailable(
-                f"connector at {where} stayed OUT_OF_SERVICE for {self.handshake_timeout:g} s"
-            )
-        raise CommandTimeout(
-            f"no answer to Hello from the connector at {where} within "
-            f"{self.handshake_timeout:g} s (is it running and consuming that queue?)"
-        )
+    def _logged_in_agents(self) -> list[str]:
+        return [ext for ext, tracker in self._trackers.items() if tracker.logged_in]
 
-    async def _supervise(self) -> None:
-        """Beat every ``keepalive`` while in service; Hello every ``connect_timeout`` when not."""
-        while not self._closed:
-            if not self._link_up:
-                # close() sets the event with the link down: a set event never suspends, so
-                # without the _closed check above this loop would spin and never see its cancel.
-                await self._link_event.wait()
-                continue
-            try:
-                if self._in_service:
-                    await self._keepalive_step()
-                else:
-                    await self._probe("Hello", self.connect_timeout)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._service_up.wait(), self.connect_timeout)
-            except ConnectorError as exc:
-                # A lost link is waited out above; anything else must not spin: pause a step.
-                if self._link_up:
-                    log.warning("keep-alive: %s", exc)
-                    await asyncio.sleep(self.connect_timeout)
+    async def _refresh_agent(self, extension: str) -> object:
+        return await self.send("GetState", extension)
 
-    async def _keepalive_step(self) -> None:
-        try:
-            await asyncio.wait_for(self._service_down.wait(), self.keepalive)
-            return  # went out of service: the caller switches to Hello
-        except TimeoutError:
-            pass
-        jms_type, body = encode_command("Beat", self.destination)
-        entry = self._register("Beat", self.destination, (), self.connect_timeout)
-        entry.future.add_done_callback(_consume)
-        await self._transmit(entry, jms_type, body, self.connect_timeout)
-        try:
-            await asyncio.shield(entry.future)
-        except CommandTimeout:
-            log.warning(
-                "no answer to Beat within %g s: treating the connector as out of service",
-                self.connect_timeout,
-            )
-            self._set_service(False, "Beat unanswered")
-        except ConnectionLost:
-            pass
+    def _announce(self, reason: str) -> None:
+        notice = EventsMayBeMissed(reason)
+        for stream in list(self._streams):
+            stream.push(notice)
+        for tracker in self._trackers.values():
+            tracker.notify(notice)
 
-    def _set_service(self, up: bool, why: str = "the connector said so") -> None:
-        if up == self._in_service:
-            return
-        self._in_service = up
-        if up:
-            self._service_down.clear()
-            self._service_up.set()
-            log.info("connector IN_SERVICE (%s)", self.destination)
-            if self._link_up and self._resync_task is None and any(
-                s.logged_in for s in self._agents.values()
-            ):
-                # Back after an outage on a link that never dropped: the connector (or CUCM
-                # behind it) may have restarted and forgotten agents, so re-read them too.
-                self._start_resync("connector back IN_SERVICE")
-        else:
-            self._service_up.clear()
-            self._service_down.set()
-            log.warning("connector out of service for %s: %s", self.destination, why)
+    async def _after_resync(self) -> None:
+        if self.on_resync is not None:
+            result = self.on_resync(self)
+            if inspect.isawaitable(result):
+                await result
 
     # -- transport link -------------------------------------------------------------------------
 
     def _on_connection_lost(self, exc: BaseException | None) -> None:
-        self._link_up = False
-        self._link_event.clear()
-        self._set_service(False, "link lost; Hello again once it is back")
+        self._supervisor.link_lost()
         failed = self._table.fail_all(
             lambda e: ConnectionLost(
                 f"{e.command}#{e.target}: connection lost while in flight; "
                 "outcome unknown, not re-sent"
             )
         )
-        self._stats.connection_lost += failed
         reason = type(exc).__name__ if exc is not None else "closed"
         log.warning("link to %s lost (%s): %d command(s) failed", self._display_url, reason, failed)
+        if self._observers:
+            self._observers.connection_lost(reason)
 
     def _on_connection_restored(self) -> None:
         if self._closed:
             return
         self._stats.reconnects += 1
-        self._link_up = True
-        self._link_event.set()
         log.info("link to %s restored: Hello, then resync", self._display_url)
-        self._start_resync(f"reconnected to {self._display_url}")
-
-    def _start_resync(self, reason: str) -> None:
-        notice = EventsMayBeMissed(reason)
-        for stream in list(self._streams):
-            stream.push(notice)
-        for session in self._agents.values():
-            session._push(notice)
-        if self._resync_task is not None:
-            self._resync_task.cancel()  # a newer restore supersedes a resync still waiting
-        self._resync_task = self._spawn(self._resync(), "resync")
-        self._resync_task.add_done_callback(self._resync_done)
-
-    def _resync_done(self, task: asyncio.Task[None]) -> None:
-        if self._resync_task is task:
-            self._resync_task = None
-
-    async def _resync(self) -> None:
-        """After a reconnect or an outage: wait for IN_SERVICE, GetState each logged-in agent,
-        then tell the application."""
-        await self._service_up.wait()
-        agents = [s for s in self._agents.values() if s.logged_in]
-        pending = iter(agents)
-
-        async def worker() -> None:
-            for session in pending:
-                try:
-                    await session.get_state()
-                except ConnectorError as exc:
-                    log.warning("resync GetState#%s failed: %s", session.extension, exc)
-
-        workers = min(len(agents), self.max_in_flight)
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        log.info("resynced %d agent(s)", len(agents))
-        if self.on_resync is not None:
-            result = self.on_resync(self)
-            if inspect.isawaitable(result):
-                await result
+        if self._observers:
+            self._observers.reconnected(self._display_url)
+        self._supervisor.link_restored(f"reconnected to {self._display_url}")
 
     # -- delivery (the transport's handler: sync, on the loop, must never raise) ---------------
 
@@ -614,6 +566,8 @@ class Client:
         except Exception as exc:
             self._stats.malformed += 1
             log.debug("malformed event dropped (%s): %r", exc, message.body)
+            if self._observers:
+                self._observers.event_received(None, "malformed")
             return
         try:
             self._dispatch(event, message.correlation_id)
@@ -623,33 +577,17 @@ class Client:
             )
 
     def _dispatch(self, event: Event, correlation_id: str | None) -> None:
+        """Route one event: service state, its agent's tracker, the pending table, streams."""
+        owner = owner_of(event, self.destination)
         if isinstance(event, SystemStatus):
-            if not event.in_service:
-                self._saw_out_of_service = True
-            self._set_service(event.in_service, f"System#{event.status}")
-        if correlation_id:
-            self._table.deliver(correlation_id, event)
-        else:
-            key = self._key_of(event)
-            if key is not None:
-                self._table.deliver_uncorrelated(key, event)
-        agent_id = getattr(event, "agent_id", None) if isinstance(event, _AGENT_EVENTS) else None
-        if isinstance(event, ErrorEvent):
-            agent_id = event.target
-        if agent_id is not None:
-            session = self._agents.get(agent_id)
-            if session is not None:
-                session._apply(event)
+            self._supervisor.on_status(event)
+        elif owner is not None:
+            tracker = self._trackers.get(owner)
+            if tracker is not None:
+                tracker.apply(event)
+        fate = self._table.resolve(event, correlation_id, owner)
         if self._streams:  # an empty WeakSet is cheap to test, not to iterate
             for stream in self._streams:
                 stream.push(event)
-
-    def _key_of(self, event: Event) -> str | None:
-        if isinstance(event, SystemStatus):
-            return self.destination
-        if isinstance(event, ErrorEvent):
-            return event.target
-        if isinstance(event, _AGENT_EVENTS):
-            agent_id: str | None = event.agent_id
-            return agent_id
-        return None
+        if self._observers:
+            self._observers.event_received(event, fate)

@@ -17,8 +17,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from ..codec.commands import COMMANDS
 from ..codec.events import (
     AgentInfo,
     AgentState,
@@ -27,11 +28,21 @@ from ..codec.events import (
     Event,
     InboundCall,
     SystemStatus,
+    TerminalStatus,
 )
 from ..errors import CommandError, CommandTimeout, ServiceUnavailable
+from .observe import EventFate, Outcome
 from .stats import StatsCounters
 
-__all__ = ["DEFAULT_EXPECTATIONS", "Expect", "Pending", "PendingTable"]
+__all__ = [
+    "DEFAULT_EXPECTATIONS",
+    "PROBES",
+    "Expect",
+    "FinishHook",
+    "Pending",
+    "PendingTable",
+    "owner_of",
+]
 
 log = logging.getLogger("cucmconn.client")
 
@@ -41,7 +52,37 @@ BUCKET_SECONDS = 0.05
 FINISHED_MEMORY = 65_536
 """How many finished command ids are remembered to classify their stragglers."""
 
-_PROBES = frozenset({"Hello", "Beat"})
+PROBES = frozenset(name for name, spec in COMMANDS.items() if spec.target == "destination")
+"""The session probes (Hello, Beat): commands addressed to the client's own destination, whose
+answer is the connector's status.  Taken from the command table, not spelled out here."""
+
+
+def _agent_of(event: Any, destination: str) -> str | None:
+    agent_id: str | None = event.agent_id
+    return agent_id
+
+
+_OWNERS: dict[type, Callable[[Any, str], str | None]] = {
+    SystemStatus: lambda event, destination: destination,
+    ErrorEvent: lambda event, destination: event.target,
+    AgentInfo: _agent_of,
+    AgentState: _agent_of,
+    DialogState: _agent_of,
+    InboundCall: _agent_of,
+    TerminalStatus: _agent_of,
+}
+
+
+def owner_of(event: Event, destination: str) -> str | None:
+    """Who an event belongs to: the agent id it concerns, ``destination`` (the client's own
+    topic) for the connector's status, or None for an event nobody owns (``UnknownEvent``).
+
+    The one place that decides it: the pending table's fallback and the agent trackers both
+    route by this key.  An error's owner is its ``<Error_For>`` (an agent, or the destination
+    for a probe's error).
+    """
+    owner = _OWNERS.get(type(event))
+    return owner(event, destination) if owner is not None else None
 
 
 class Expect(NamedTuple):
@@ -55,8 +96,7 @@ class Expect(NamedTuple):
 
 _DIALOG = DialogState
 DEFAULT_EXPECTATIONS: Mapping[str, tuple[Expect, ...]] = {
-    "Hello": (Expect(SystemStatus),),
-    "Beat": (Expect(SystemStatus),),
+    **{probe: (Expect(SystemStatus),) for probe in sorted(PROBES)},
     "Login": (Expect(AgentInfo), Expect(AgentState)),
     "Logout": (Expect(AgentState, "LOGOUT"),),
     "GetState": (Expect(AgentState),),
@@ -112,8 +152,16 @@ def _matches(expect: Expect, entry: Pending, event: Event) -> bool:
     return True
 
 
+FinishHook = Callable[[Pending, Outcome, "str | None"], None]
+"""Called once per command as it ends: the entry, its outcome, the error code for ``error``."""
+
+
 class PendingTable:
-    """Every command in flight on one client, indexed by id, by target and by deadline bucket."""
+    """Every command in flight on one client, indexed by id, by target and by deadline bucket.
+
+    Every command ends here exactly once (:meth:`_finish`), which counts it by outcome in the
+    stats and tells ``on_finish`` (the client's observers) when one is set.
+    """
 
     def __init__(
         self,
@@ -129,6 +177,8 @@ class PendingTable:
         # resolve one of our commands.
         self._only_until_echoed = only_until_echoed
         self.connector_echoes_ids = False
+        self.on_finish: FinishHook | None = None
+        """Set while someone observes the client; None costs one test per finished command."""
         self._by_id: dict[str, Pending] = {}
         self._by_target: dict[str, list[Pending]] = {}
         self._buckets: dict[int, dict[str, Pending]] = {}
@@ -156,6 +206,7 @@ class PendingTable:
         deadline: float,
         now: float,
     ) -> Pending:
+        """Register a command with its absolute ``deadline`` (loop time); returns its entry."""
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         bucket = int(deadline / BUCKET_SECONDS)
         started = time.perf_counter()  # uvloop's clock ticks in whole ms: too coarse here
@@ -168,8 +219,10 @@ class PendingTable:
         self._buckets.setdefault(bucket, {})[correlation_id] = entry
         return entry
 
-    def _remove(self, entry: Pending, failed: bool) -> None:
-        del self._by_id[entry.correlation_id]
+    def _finish(self, entry: Pending, outcome: Outcome, code: str | None = None) -> bool:
+        """Take ``entry`` out of the table and count its outcome; False if it had already ended."""
+        if self._by_id.pop(entry.correlation_id, None) is None:
+            return False
         same_target = self._by_target[entry.target]
         same_target.remove(entry)
         if not same_target:
@@ -179,82 +232,99 @@ class PendingTable:
             bucket.pop(entry.correlation_id, None)
             if not bucket:
                 del self._buckets[entry.bucket]
-        self._finished[entry.correlation_id] = failed
+        self._finished[entry.correlation_id] = outcome != "answered"
         order = self._finished_order
         order.append(entry.correlation_id)
         if len(order) > FINISHED_MEMORY:
             self._finished.pop(order.popleft(), None)
+        stats = self._stats
+        if outcome == "answered":
+            stats.answered += 1
+        elif outcome == "error":
+            stats.errors += 1
+        elif outcome == "timeout":
+            stats.timeouts += 1
+        elif outcome == "unavailable":
+            stats.service_unavailable += 1
+        elif outcome == "connection_lost":
+            stats.connection_lost += 1
+        else:
+            stats.cancelled += 1
+        if self.on_finish is not None:
+            self.on_finish(entry, outcome, code)
+        return True
 
-    def fail(self, entry: Pending, exc: BaseException) -> None:
+    def fail(self, entry: Pending, exc: BaseException, outcome: Outcome) -> None:
         """End ``entry`` with ``exc``; a reply that still comes is then "late"."""
-        if entry.correlation_id in self._by_id:
-            self._remove(entry, failed=True)
+        self._finish(entry, outcome)
         if not entry.future.done():
             entry.future.set_exception(exc)
 
-    def abandon(self, entry: Pending, *, cancelled: bool = True) -> None:
+    def abandon(self, entry: Pending, outcome: Outcome = "cancelled") -> None:
         """The caller stopped waiting (or the send failed): forget it; its reply reaches no one."""
-        if entry.correlation_id in self._by_id:
-            self._remove(entry, failed=True)
-            if cancelled:
-                self._stats.cancelled += 1
+        self._finish(entry, outcome)
 
-    def fail_all(self, make_exc: Callable[[Pending], BaseException]) -> int:
+    def fail_all(
+        self, make_exc: Callable[[Pending], BaseException], outcome: Outcome = "connection_lost"
+    ) -> int:
+        """End every command in flight with ``make_exc(entry)``; returns how many."""
         entries = list(self._by_id.values())
         for entry in entries:
-            self.fail(entry, make_exc(entry))
+            self.fail(entry, make_exc(entry), outcome)
         return len(entries)
 
     # -- delivering events --------------------------------------------------------------------
 
-    def deliver(self, correlation_id: str, event: Event) -> bool:
-        """Resolve the command ``correlation_id`` names; False for a late or follow-up event."""
-        entry = self._by_id.get(correlation_id)
-        if entry is not None:
-            self.connector_echoes_ids = True
-            self._settle(entry, event)
-            return True
-        failed = self._finished.get(correlation_id)
-        if failed is not None:
-            self.connector_echoes_ids = True
-        if failed:
-            self._stats.late += 1
-            log.debug("late event for command %s dropped", correlation_id)
-        elif failed is None:
-            self._stats.unmatched += 1
-        return False
+    def resolve(self, event: Event, correlation_id: str | None, owner: str | None) -> EventFate:
+        """The one way into the table for a received event.
 
-    def deliver_uncorrelated(self, key: str, event: Event) -> bool:
-        """Fallback for an id-less event: the oldest command on ``key`` expecting it."""
-        if self._expectations is None or (self._only_until_echoed and self.connector_echoes_ids):
-            return False
-        for entry in self._by_target.get(key, ()):
+        With a correlation id, the command it names (and nothing else); without one, the
+        oldest command on ``owner`` that expects this event (when the fallback is on).  Says
+        what became of the event: ``resolved``, ``late``, ``unmatched`` or ``update``.
+        """
+        if correlation_id:
+            entry = self._by_id.get(correlation_id)
+            if entry is not None:
+                self.connector_echoes_ids = True
+                self._settle(entry, event)
+                return "resolved"
+            failed = self._finished.get(correlation_id)
+            if failed is None:
+                self._stats.unmatched += 1
+                return "unmatched"
+            self.connector_echoes_ids = True
+            if failed:
+                self._stats.late += 1
+                log.debug("late event for command %s dropped", correlation_id)
+                return "late"
+            return "update"  # a follow-up of a command that was already answered
+        if (
+            owner is None
+            or self._expectations is None
+            or (self._only_until_echoed and self.connector_echoes_ids)
+        ):
+            return "update"
+        for entry in self._by_target.get(owner, ()):
             if isinstance(event, ErrorEvent) or any(
                 _matches(expect, entry, event)
                 for expect in self._expectations.get(entry.command, ())
             ):
                 self._settle(entry, event)
-                return True
-        return False
+                return "resolved"
+        return "update"
 
     def _settle(self, entry: Pending, event: Event) -> None:
-        stats = self._stats
-        stats.latency.record((time.perf_counter() - entry.started) * 1000.0)
+        self._stats.latency.record((time.perf_counter() - entry.started) * 1000.0)
         if isinstance(event, ErrorEvent):
-            stats.errors += 1
-            self._remove(entry, failed=True)
+            self._finish(entry, "error", event.code)
             exc: BaseException = CommandError(event.code, event.target, event.message)
         elif (
-            isinstance(event, SystemStatus)
-            and not event.in_service
-            and entry.command not in _PROBES
+            isinstance(event, SystemStatus) and not event.in_service and entry.command not in PROBES
         ):
-            stats.service_unavailable += 1
-            self._remove(entry, failed=True)
+            self._finish(entry, "unavailable")
             exc = ServiceUnavailable(f"{entry.command}#{entry.target}: connector is OUT_OF_SERVICE")
         else:
-            stats.answered += 1
-            self._remove(entry, failed=False)
+            self._finish(entry, "answered")
             if not entry.future.done():
                 entry.future.set_result(event)
             return
@@ -274,7 +344,6 @@ class PendingTable:
         expired = 0
         for bucket in due:
             for entry in list(self._buckets.get(bucket, {}).values()):
-                self._stats.timeouts += 1
                 expired += 1
                 self.fail(
                     entry,
@@ -282,6 +351,7 @@ class PendingTable:
                         f"{entry.command}#{entry.target}: no answer within its TTL "
                         f"(correlation id {entry.correlation_id})"
                     ),
+                    "timeout",
                 )
         return expired
 

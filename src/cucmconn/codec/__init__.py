@@ -1,20 +1,22 @@
 """The sans-IO codec: events, commands and STOMP frames; bytes in, objects out, bytes to send.
 
 This is the single binding point between the Cython modules (``_cevents``, ``_cstomp``, built
-from ``cext/``) and their pure-Python twins (``_pyevents``, ``_pystomp``).  The compiled module
-is used unless ``CUCMCONN_NO_EXTENSIONS`` is set or it was not built.  Nothing in here does I/O,
-reads a clock or starts a task.
+from the ``.pyx`` files beside this one) and their pure-Python twins (``_pyevents``,
+``_pystomp``).  The compiled modules are used unless ``CUCMCONN_NO_EXTENSIONS`` is set or they
+were not built; in the latter case importing warns once (a ``RuntimeWarning`` naming the reason),
+since pip hides the build's own warning.  Nothing in here does I/O, reads a clock or starts a task.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from types import ModuleType
 
+from ..errorcodes import ERROR_CODES, ErrorInfo, lookup
 from . import _pyevents, _pystomp
 from .commands import COMMANDS, encode_command
-from .errorcodes import ERROR_CODES, ErrorInfo, lookup
 from .events import (
     AgentInfo,
     AgentState,
@@ -55,6 +57,7 @@ __all__ = [
 
 
 def extensions_disabled() -> bool:
+    """True when ``CUCMCONN_NO_EXTENSIONS`` asks for the pure-Python twins (tests, debugging)."""
     return os.environ.get("CUCMCONN_NO_EXTENSIONS", "") not in ("", "0")
 
 
@@ -64,8 +67,14 @@ _backend = "python"
 if not extensions_disabled():
     try:
         from . import _cevents, _cstomp
-    except ImportError:  # not built (no compiler at install time): the twins serve
-        pass
+    except ImportError as exc:  # not built (no compiler at install time): the twins serve
+        warnings.warn(
+            f"cucmconn: the compiled codec is not installed ({exc}); using the pure-Python "
+            "codec, which is several times slower. Reinstall with Cython and a C compiler, or "
+            "set CUCMCONN_NO_EXTENSIONS=1 to choose the pure codec knowingly.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     else:
         _events, _stomp, _backend = _cevents, _cstomp, "cython"
 

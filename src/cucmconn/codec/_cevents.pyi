@@ -1,4 +1,4 @@
-"""Types of the compiled event codec (``cext/_cevents.pyx``); same API as ``_pyevents``."""
+"""Types of the compiled event codec (``_cevents.pyx``); same API as ``_pyevents``."""
 
 from .events import Event
 

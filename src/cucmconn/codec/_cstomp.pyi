@@ -1,4 +1,4 @@
-"""Types of the compiled STOMP codec (``cext/_cstomp.pyx``); same API as ``_pystomp``."""
+"""Types of the compiled STOMP codec (``_cstomp.pyx``); same API as ``_pystomp``."""
 
 from collections.abc import Iterable, Mapping
 from typing import Final

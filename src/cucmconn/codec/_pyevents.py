@@ -1,4 +1,4 @@
-"""Event codec, pure-Python twin of ``cext/_cevents.pyx`` (same behaviour, tested differentially).
+"""Event codec, pure-Python twin of ``_cevents.pyx`` (same behaviour, tested differentially).
 
 Wire format (docs/protocol.md "Events")::
 

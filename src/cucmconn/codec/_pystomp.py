@@ -18,7 +18,7 @@ repeated header win and leaves header names escaped; its ``send()`` adds ``conte
 default, which turns an ActiveMQ SEND into a JMS BytesMessage the connector cannot read.
 stomp.py's parser is tied to its threaded transport.  None is sans-IO with bounded memory.
 
-This module is the pure-Python twin of ``cext/_cstomp.pyx``; ``Frame`` and ``FrameError`` are
+This module is the pure-Python twin of ``_cstomp.pyx``; ``Frame`` and ``FrameError`` are
 defined here only, and the compiled twin builds and raises these same classes.
 """
 
@@ -31,6 +31,7 @@ from typing import Any, Final
 import msgspec
 
 from ..errors import ProtocolError
+from ._pyevents import decode_event
 from .events import Event
 
 __all__ = [
@@ -389,8 +390,6 @@ def decode_message(frame: bytes | bytearray | memoryview) -> tuple[str | None, E
     ``(correlation-id or None, typed event)``.  Trailing EOLs are allowed; anything else
     (not exactly one MESSAGE frame) raises ``ProtocolError``.
     """
-    from ._pyevents import decode_event  # late: keeps frames importable without the event codec
-
     parser = FrameParser()
     frames = parser.feed(frame)
     if len(frames) != 1 or parser.buffered:

@@ -404,14 +404,18 @@ class CucmModel:
         call = self._call_of(agent, command, 0)
         if call.ringing != agent.extension or self._busy(agent, besides=call):
             raise _Reject("CF_INVALID_OBJECT_STATE")
+        self._pick_up(call, agent.extension, emit)
+
+    def _pick_up(self, call: CallRecord, party: str, emit: _Emit) -> None:
+        """The ringing ``party`` answers: every leg still setting up becomes ACTIVE."""
         call.ringing = None
-        for party, state in call.legs.items():
+        for other, state in call.legs.items():
             if state in (INITIATED, ALERTING):
-                call.legs[party] = ACTIVE
-        emit.dialog(agent.extension, ACTIVE, call, call.participants)
-        for party in call.legs:
-            if party != agent.extension:
-                emit.dialog(party, call.legs[party], call, call.participants)
+                call.legs[other] = ACTIVE
+        emit.dialog(party, ACTIVE, call, call.participants)
+        for other in call.legs:
+            if other != party:
+                emit.dialog(other, call.legs[other], call, call.participants)
 
     def _hold(self, command: Command, emit: _Emit) -> None:
         agent = self._owned(command, emit)
@@ -563,6 +567,25 @@ class CucmModel:
         if caller in self._agents:
             emit.dialog(caller, ALERTING, call, call.participants)
         return call.connection_id, emit.settle()
+
+    def answer(self, connection_id: str) -> list[Output]:
+        """The agent a call rings picks up at its phone, not through the connector.
+
+        The same events as an ``AnswerCall`` command, all uncorrelated (each to the topic of
+        the destination that logged its party in).  Raises CommandError
+        CF_INVALID_OBJECT_STATE when the call is gone or no longer ringing, or when the agent
+        is busy on another call.
+        """
+        call = self._calls.get(connection_id)
+        ringing = call.ringing if call is not None else None
+        agent = self._agents.get(ringing) if ringing is not None else None
+        if call is None or agent is None or self._busy(agent, besides=call):
+            raise CommandError(
+                "CF_INVALID_OBJECT_STATE", connection_id, "the call is not ringing an agent"
+            )
+        emit = _Emit(self, None, None)
+        self._pick_up(call, agent.extension, emit)
+        return emit.settle()
 
     def hangup(self, connection_id: str, party: str | None = None) -> list[Output]:
         """``party`` (default: the call's first party without an agent) hangs up."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import MissingExtra
 from .base import Message, MessageHandler, Transport, TransportListener, expires_at, queue, topic
 from .url import Endpoint, TransportURL, parse_url, redact_url
 
@@ -26,7 +27,8 @@ __all__ = [
 def open_transport(url: str, **options: Any) -> Transport:
     """Make (not connect) the transport a URL names; ``options`` go to its constructor.
 
-    Imports are lazy so that a memory:// user never loads aiostomp, and vice versa.
+    Imports are lazy so that a memory:// user never loads aiostomp, and vice versa; aiostomp is
+    an extra, so ``aiostomp://`` without it raises :class:`~cucmconn.errors.MissingExtra`.
     """
     parsed = parse_url(url)
     if parsed.scheme == "memory":
@@ -34,7 +36,12 @@ def open_transport(url: str, **options: Any) -> Transport:
 
         return MemoryTransport(parsed, **options)
     if parsed.scheme.startswith("aiostomp"):
-        from .aiostomp_adapter import AiostompTransport
+        try:
+            from .aiostomp_adapter import AiostompTransport
+        except ModuleNotFoundError as exc:
+            if exc.name != "aiostomp" and not (exc.name or "").startswith("aiostomp."):
+                raise
+            raise MissingExtra("aiostomp", "the aiostomp:// transport") from exc
 
         return AiostompTransport(parsed, **options)
     from .stomp import StompTransport

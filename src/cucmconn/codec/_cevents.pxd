@@ -1,4 +1,4 @@
-# Declarations for cext/_cevents.pyx (the compiled twin of cucmconn/codec/_pyevents.py).
+# Declarations for _cevents.pyx (the compiled twin of _pyevents.py).
 
 cdef enum Kind:
     K_OTHER = 0

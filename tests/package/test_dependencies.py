@@ -1,0 +1,123 @@
+"""Lean dependencies: ``import cucmconn`` needs msgspec only; each extra fails in one line.
+
+Each check runs in a fresh interpreter with a meta-path finder that refuses rich, aiostomp and
+uvloop, as on a machine where only ``pip install cucmconn`` ran.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import textwrap
+
+from packaging.requirements import Requirement
+
+OPTIONAL = ("rich", "aiostomp", "uvloop")
+
+_BLOCKER = textwrap.dedent(
+    f"""
+    import importlib.abc, sys
+
+    class _Absent(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {OPTIONAL!r}:
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            return None
+
+    sys.meta_path.insert(0, _Absent())
+    for _name in list(sys.modules):
+        if _name.split(".")[0] in {OPTIONAL!r}:
+            del sys.modules[_name]
+    """
+)
+
+
+def _run_without_extras(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCKER + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_import_cucmconn_needs_msgspec_only() -> None:
+    result = _run_without_extras(
+        """
+        import sys
+        import cucmconn, cucmconn.client, cucmconn.codec, cucmconn.emulator, cucmconn.transport
+        import cucmconn.transport.stomp, cucmconn.transport.memory, cucmconn.broker
+
+        loaded = sorted({m.split(".")[0] for m in sys.modules} & {"rich", "aiostomp", "uvloop"})
+        assert not loaded, loaded
+        assert "msgspec" in sys.modules
+        assert cucmconn.run is not None
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_installed_metadata_requires_msgspec_only() -> None:
+    """Every unconditional requirement of the installed distribution is msgspec."""
+    requirements = [Requirement(r) for r in importlib.metadata.requires("cucmconn") or []]
+    unconditional = [r.name for r in requirements if r.marker is None]
+    assert unconditional == ["msgspec"]
+    extras = importlib.metadata.metadata("cucmconn").get_all("Provides-Extra") or []
+    assert {"cli", "aiostomp", "uvloop", "all", "dev"} <= set(extras)
+
+
+def test_aiostomp_url_without_the_extra_names_it() -> None:
+    result = _run_without_extras(
+        """
+        from cucmconn.errors import ConnectorError, MissingExtra
+        from cucmconn.transport import open_transport
+
+        try:
+            open_transport("aiostomp://127.0.0.1:61613")
+        except MissingExtra as exc:
+            assert isinstance(exc, ConnectorError) and isinstance(exc, ImportError)
+            assert exc.extra == "aiostomp"
+            print(exc)
+        else:
+            raise AssertionError("aiostomp:// opened without aiostomp installed")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    assert "pip install 'cucmconn[aiostomp]'" in lines[0]
+
+
+def test_cli_without_the_extra_is_one_line_naming_it() -> None:
+    result = _run_without_extras(
+        """
+        import runpy, sys
+        sys.argv = ["cucmconn", "demo"]
+        runpy.run_module("cucmconn", run_name="__main__")
+        """
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "pip install 'cucmconn[cli]'" in lines[0]
+
+
+def test_uvloop_missing_means_asyncio_for_run() -> None:
+    """``cucmconn.run()`` uses uvloop when installed, else plain asyncio (no error)."""
+    result = _run_without_extras(
+        """
+        import asyncio, cucmconn
+
+        async def which() -> str:
+            return type(asyncio.get_running_loop()).__module__
+
+        print(cucmconn.run(which()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("asyncio")

@@ -77,6 +77,7 @@ class Agent(Protocol):
 
     async def login(self) -> Any: ...
     async def logout(self) -> Any: ...
+<<<<<<< HEAD
     async def get_state(self) -> Any: ...
     async def make_call(self, other: str) -> Any: ...
     async def answer(self, connection_id: str) -> Any: ...
@@ -97,6 +98,17 @@ class Connection(Protocol):
 
     def agent(self, extension: str) -> Any: ...
     async def wait_in_service(self) -> None: ...
+=======
+    async def make_call(self, ext: str) -> Any: ...
+    async def answer(self, cid: str) -> Any: ...
+    async def release(self, cid: str) -> Any: ...
+    async def hold(self, cid: str) -> Any: ...
+    async def retrieve(self, cid: str) -> Any: ...
+    async def blind_transfer(self, connection_id: str, *, other: str) -> Any: ...
+    async def consult(self, connection_id: str, *, other: str) -> Any: ...
+    async def transfer(self, connection_id: str, *, other: str | None = None) -> Any: ...
+    async def conference(self, connection_id: str, *, other: str | None = None) -> Any: ...
+>>>>>>> main
 
 
 PlaceCall = Callable[[str, str], Awaitable[str]]
@@ -415,17 +427,30 @@ class LoadDriver:
         if ending == "release":
             await self._cmd(a.release(cid))
         elif ending == "blind":
+<<<<<<< HEAD
             await self._cmd(a.blind_transfer(b.extension, cid))
             await self._answer_and_release(b)
         else:
             consult_cid = connection_id(await self._cmd(a.consult(b.extension, cid)))
+=======
+            await self.cmd(a.blind_transfer(cid, other=b.extension))
+            await self._answer_and_release(b)
+        else:
+            consult_cid = connection_id(await self.cmd(a.consult(cid, other=b.extension)))
+>>>>>>> main
             await self._ringing(b, consult_cid)
             await self._cmd(b.answer(consult_cid))
             await self.pause()
             if ending == "transfer":
+<<<<<<< HEAD
                 await self._cmd(a.transfer(cid, b.extension))
             else:
                 await self._cmd(a.conference(cid, b.extension))
+=======
+                await self.cmd(a.transfer(cid, other=b.extension))
+            else:
+                await self.cmd(a.conference(cid, other=b.extension))
+>>>>>>> main
                 await self.pause()
                 await self._release_all(a)
             await self.pause()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +25,7 @@ from .directory import DEFAULT_EXTENSIONS, Directory
 from .front import Faults, Front
 from .model import CucmModel
 from .scenario import CommandRecord, EventRecord, Fault, Scenario, Tap
+from .senders import SenderPolicy
 
 __all__ = ["Emulator", "EmulatorStats"]
 
@@ -60,6 +61,12 @@ class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
     inbound_placed: int
     inbound_no_agent: int
     inbound_abandoned: int
+    refused_sender: int = 0
+    """Commands refused: their sender did not own the reply destination (``require_sender``)."""
+    links_lost: int = 0
+    """Times the link to the broker dropped."""
+    reconnects: int = 0
+    """Times it was re-established (on a failover URL, possibly on another broker)."""
 
 
 class Emulator:
@@ -72,13 +79,16 @@ class Emulator:
     tests; TTLs and latency always use the wall clock.  ``transport`` replaces ``url`` with a
     transport built by the caller (it is closed on stop); ``transport_options`` go to
     ``open_transport``.  ``max_backlog`` bounds commands waiting to run; past it they are
-    answered PLEASE_RETRY.
+    answered PLEASE_RETRY.  ``require_sender`` refuses commands whose authenticated sender
+    (``JMSXUserID``) does not own the destination they would be answered on; ``owners`` (user
+    -> ActiveMQ topic patterns) replaces the default ownership rule (see ``senders.py``).
 
     ``history`` > 0 turns on the scenario-control API for tests (``commands``, ``events``,
     ``wait_for``, ``fail_next`` and the other one-shot faults): the last ``history`` commands
     and events are kept.  Off (0) by default, so a load run pays nothing for it.  ``aliases``
     shows correlation ids and client destinations in that history as ``c1``, ``client-1`` ...
-    (first appearance order), for snapshot-style assertions.
+    (first appearance order), for snapshot-style assertions.  ``dial_out`` lets agents call
+    numbers outside the directory (customers): the call rings until ``answer`` or ``hangup``.
     """
 
     def __init__(
@@ -99,10 +109,15 @@ class Emulator:
         transport: Transport | None = None,
         history: int = 0,
         aliases: bool = False,
+        dial_out: bool = False,
+        require_sender: bool = False,
+        owners: Mapping[str, Sequence[str]] | None = None,
         **transport_options: Any,
     ) -> None:
         if history < 0:
             raise ValueError(f"history must be >= 0, not {history!r}")
+        if owners is not None and not require_sender:
+            raise ValueError("owners only applies with require_sender=True")
         self._directory = Directory(extensions or DEFAULT_EXTENSIONS, licenses)
         self._clock = clock or time.time
         self._url = url
@@ -113,10 +128,12 @@ class Emulator:
             "queue_name": queue,
             "event_format": event_format,
             "max_backlog": max_backlog,
+            "senders": SenderPolicy(owners) if require_sender else None,
         }
         if event_format not in ("default", "json"):
             raise ValueError(f"event_format must be 'default' or 'json', not {event_format!r}")
-        self._model = CucmModel(self._directory, now=self._clock)
+        self._dial_out = dial_out
+        self._model = CucmModel(self._directory, now=self._clock, dial_out=dial_out)
         self._queue = queue_destination(queue)
         self._scenario = (
             Scenario(history=history, event_format=event_format, clock=self._clock, aliases=aliases)
@@ -196,9 +213,10 @@ class Emulator:
         return cid
 
     async def answer(self, connection_id: str) -> None:
-        """The agent that ``connection_id`` rings picks up at its phone (no command involved).
+        """The party ``connection_id`` rings picks up: an agent at its phone (no command
+        involved), or the outside number an agent dialled (``dial_out``).
 
-        Its client sees the same events as after AnswerCall, uncorrelated.  Raises CommandError
+        Clients see the same events as after AnswerCall, uncorrelated.  Raises CommandError
         CF_INVALID_OBJECT_STATE when the call is gone or no longer ringing.
         """
         front = self._started()
@@ -219,7 +237,9 @@ class Emulator:
         up so a stale id from before the restart never names a new call.
         """
         first = self._model.next_connection_id()
-        self._model = CucmModel(self._directory, now=self._clock, first_connection_id=first)
+        self._model = CucmModel(
+            self._directory, now=self._clock, first_connection_id=first, dial_out=self._dial_out
+        )
         if self._front is not None:
             self._front.restart(self._model)
 
@@ -262,6 +282,7 @@ class Emulator:
         before this call, once the emulator has answered everything received so far.  Raises
         ScenarioTimeout (an AssertionError) showing the recent commands and events.
         """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
         control = self._control()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
@@ -273,6 +294,16 @@ class Emulator:
             pass  # seen but still queued (a delay fault, a slow broker): the record stands
         return record
 
+    async def until(
+        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
+    ) -> None:
+        """Wait until ``check()`` holds (the application did something), re-checked on every
+        command and event and every few milliseconds; raises ScenarioTimeout showing the
+        recent commands and events otherwise.
+        """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
+        await self._control().until(check, within, f"expected {what}")
+
     async def wait_for_event(
         self,
         event: str | None = None,
@@ -282,6 +313,7 @@ class Emulator:
         within: float = 5.0,
     ) -> EventRecord:
         """Wait for an event sent (class name, agent id, state/status/error code)."""
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
         return await self._control().wait_for_event(event, agent, state=state, within=within)
 
     def fail_next(
@@ -366,6 +398,9 @@ class Emulator:
             inbound_placed=self._inbound["placed"],
             inbound_no_agent=self._inbound["no_agent"],
             inbound_abandoned=self._inbound["abandoned"],
+            refused_sender=count("refused_sender"),
+            links_lost=count("links_lost"),
+            reconnects=count("reconnects"),
         )
 
     # -- inbound traffic ---------------------------------------------------------------------

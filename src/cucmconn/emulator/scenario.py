@@ -57,6 +57,8 @@ MAX_MARKS = 4096
 """Correlation ids remembered for ``drop`` / ``twice`` (their answers may span several events)."""
 SHOWN = 20
 """Entries a failure message shows by default."""
+POLL = 0.02
+"""Seconds between checks of a condition no command or event wakes."""
 _TEXT_LIMIT = 160
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -280,10 +282,12 @@ class Scenario:
     # -- waiting ---------------------------------------------------------------------------
 
     async def until(self, check: Callable[[], bool], within: float, what: str) -> None:
-        """Return once ``check()`` holds (tested after every command and event).
+        """Return once ``check()`` holds: tested after every command and event, and every
+        ``POLL`` seconds for conditions on the application's own state.
 
         Raises ScenarioTimeout naming ``what`` and showing the recent history otherwise.
         """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
         if not within > 0:
             raise ValueError(f"within must be > 0 seconds, not {within!r}")
         loop = asyncio.get_running_loop()
@@ -299,7 +303,7 @@ class Scenario:
             self._waiters.add(waiter)
             try:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter, remaining)
+                    await asyncio.wait_for(waiter, min(remaining, POLL))
             finally:
                 self._waiters.discard(waiter)
 
@@ -316,6 +320,7 @@ class Scenario:
         It may have arrived before the call (no race with the application).  ``command`` is
         any spelling of the name (``makecall`` too); ``args`` must then equal the arguments.
         """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
         name = canonical_command(command) if command is not None else None
         wanted_args = tuple(args) if args is not None else None
         found: list[CommandRecord] = []
@@ -354,6 +359,7 @@ class Scenario:
         ``event`` is the event's class name (``InboundCall``, ``AgentState``, ...), ``agent`` its
         agent id (an error's target), ``state`` its state, status or error code.
         """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
         found: list[EventRecord] = []
 
         def check() -> bool:
@@ -540,6 +546,20 @@ class Tap:
     def display_url(self) -> str:
         return self._inner.display_url
 
+    @property
+    def write_blocked(self) -> bool:
+        """The wrapped transport's (see ``Transport.write_blocked``)."""
+        return self._inner.write_blocked
+
+    @property
+    def flow_control_held(self) -> float:
+        """The wrapped transport's (see ``Transport.flow_control_held``)."""
+        return self._inner.flow_control_held
+
+    async def switch_broker(self, reason: str) -> bool:
+        """Delegated to the wrapped transport (see ``Transport.switch_broker``)."""
+        return await self._inner.switch_broker(reason)
+
     async def connect(self) -> None:
         await self._inner.connect()
 
@@ -558,6 +578,7 @@ class Tap:
         ttl: float | None = None,
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> None:
         for _ in range(self._scenario.copies(destination, body, correlation_id)):
             await self._inner.send(
@@ -568,6 +589,7 @@ class Tap:
                 reply_to=reply_to,
                 ttl=ttl,
                 persistent=persistent,
+                deadline=deadline,
                 headers=headers,
             )
 

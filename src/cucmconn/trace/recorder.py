@@ -236,6 +236,20 @@ class RecordingTransport:
     def display_url(self) -> str:
         return self.inner.display_url
 
+    @property
+    def write_blocked(self) -> bool:
+        """The wrapped transport's (see ``Transport.write_blocked``)."""
+        return self.inner.write_blocked
+
+    @property
+    def flow_control_held(self) -> float:
+        """The wrapped transport's (see ``Transport.flow_control_held``)."""
+        return self.inner.flow_control_held
+
+    async def switch_broker(self, reason: str) -> bool:
+        """Delegated to the wrapped transport (see ``Transport.switch_broker``)."""
+        return await self.inner.switch_broker(reason)
+
     def _ensure_started(self) -> None:
         if not self.recorder.started:
             self.recorder.start(self.inner.display_url)
@@ -258,6 +272,7 @@ class RecordingTransport:
         ttl: float | None = None,
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._ensure_started()
         extra: dict[str, str] = dict(headers) if headers else {}
@@ -285,6 +300,7 @@ class RecordingTransport:
             reply_to=reply_to,
             ttl=None,
             persistent=persistent,
+            deadline=deadline,
             headers=extra,
         )
 

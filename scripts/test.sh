@@ -7,7 +7,8 @@
 #      transport tests again on uvloop (every test runs on both with CUCMCONN_TEST_LOOPS unset);
 #   2. the codec and client tests again on the pure-Python twins (CUCMCONN_NO_EXTENSIONS=1);
 #   3. every benchmark once as a smoke test (so they cannot rot; the load runs cut to 2 s, and
-#      still failing on any lost command); ruff, mypy.
+#      still failing on any lost command); ruff, mypy (src and examples/);
+#   4. the API reference (docs/api, Sphinx autodoc, warnings as errors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +33,7 @@ if [ "${CUCMCONN_SKIP_INSTALL:-0}" != "1" ]; then
   fi
   step "installing cucmconn with its dev extras (the Cython extension must build)"
   "$PY" -m pip install -q -U pip setuptools wheel build
-  CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pip install -q -e '.[dev]'
+  CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pip install -q -e '.[dev,docs]'
 fi
 
 # An installed artifact must carry the compiled codec: the sdist must hold the .pyx/.pxd sources
@@ -81,5 +82,10 @@ CUCMCONN_TEST_LOOPS=asyncio CUCMCONN_BENCH_SECONDS=2 "$PY" -m pytest -q -p no:ca
   benchmarks/bench_*.py --benchmark-disable -m "not slow"
 
 step "ruff and mypy"
-"$PY" -m ruff check src tests benchmarks
+"$PY" -m ruff check src tests benchmarks examples
 "$PY" -m mypy
+
+step "API reference: Sphinx autodoc from the docstrings, warnings as errors"
+docs_out=$(mktemp -d)
+"$PY" -m sphinx -W --keep-going -n -q -b html docs/api "$docs_out"
+rm -rf "$docs_out"

@@ -11,6 +11,12 @@ Fixtures
     ``fresh_activemq``   a private broker per test, for destructive tests (kill, restart).
     ``secure_activemq``  session-wide broker with simple authentication and a ``stomp+ssl``
                          connector whose self-signed certificate ``keytool`` makes here.
+    ``tenant_activemq``  session-wide broker as ``cucmconn broker start --secure`` runs it
+                         (a ``TenantBrokerHandle``): logins ``connector`` (reads
+                         ``Connector1``, writes every topic), ``crm1`` and ``crm2`` (write
+                         ``Connector1``, read only their own topics ``<login>`` and
+                         ``<login>.>``), per-destination ACLs and ``populateJMSXUserID``;
+                         ``url(login)`` gives a STOMP URL with that login's credentials.
     ``default_activemq`` session-wide broker with ActiveMQ's *default* transport options (64 KB
                          socket buffers pinned, Nagle on), as users' brokers run; the others
                          run the tuned profile of ``cucmconn broker start``.
@@ -55,8 +61,17 @@ from cucmconn.broker import (
     ensure_installed,
     free_ports,
 )
+from cucmconn.broker.tenants import Account, Tenancy
 
-__all__ = ["THROTTLED_QUEUE", "THROTTLE_LIMIT", "BrokerHandle", "BrokerPair", "SecureBrokerHandle"]
+__all__ = [
+    "TENANTS",
+    "THROTTLED_QUEUE",
+    "THROTTLE_LIMIT",
+    "BrokerHandle",
+    "BrokerPair",
+    "SecureBrokerHandle",
+    "TenantBrokerHandle",
+]
 
 BROKER_FIXTURES = frozenset(
     {
@@ -64,6 +79,7 @@ BROKER_FIXTURES = frozenset(
         "fresh_activemq",
         "secure_activemq",
         "default_activemq",
+        "tenant_activemq",
         "throttled_activemq",
         "two_activemq",
         "jms_classpath",
@@ -72,6 +88,7 @@ BROKER_FIXTURES = frozenset(
 )
 THROTTLED_QUEUE = "Connector1"
 THROTTLE_LIMIT = "1mb"
+TENANTS = ("crm1", "crm2")
 JMS_JARS = (
     "activemq-client.jar",
     "geronimo-jms_1.1_spec.jar",
@@ -179,6 +196,24 @@ class SecureBrokerHandle(BrokerHandle):
 
 
 @dataclass
+class TenantBrokerHandle(BrokerHandle):
+    """A broker with per-tenant ACLs and ``populateJMSXUserID`` (``broker start --secure``)."""
+
+    tenancy: Tenancy | None = field(default=None, repr=False)
+
+    def account(self, login: str) -> Account:
+        assert self.tenancy is not None
+        (found,) = [a for a in self.tenancy.accounts if a.login == login]
+        return found
+
+    def url(self, login: str) -> str:
+        """A STOMP URL for this broker logged in as ``login`` (``connector``, ``crm1``...)."""
+        account = self.account(login)
+        user, passcode = quote(account.login, safe=""), quote(account.passcode, safe="")
+        return f"stomp://{user}:{passcode}@{self.host}:{self.stomp_port}"
+
+
+@dataclass
 class BrokerPair:
     """Two independent brokers (no network of brokers between them), as the vendor's HA runs."""
 
@@ -266,6 +301,18 @@ def fresh_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerH
 def _local_only(what: str) -> None:
     if os.environ.get("CUCMCONN_TEST_STOMP_URL"):
         pytest.skip(f"CUCMCONN_TEST_STOMP_URL set: {what} is started locally only")
+
+
+@pytest.fixture(scope="session")
+def tenant_activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantBrokerHandle]:
+    """A broker as ``cucmconn broker start --secure`` runs it, with generated accounts."""
+    _local_only("the multi-tenant broker")
+    tenancy = Tenancy.generate(TENANTS)
+    broker = _start_local(tmp_path_factory.mktemp("tenant-activemq"), tenancy=tenancy)
+    try:
+        yield TenantBrokerHandle(broker.stomp_url, broker.openwire_url, broker, tenancy=tenancy)
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,14 @@ from .codec import (
     ERROR_CODES,
     AgentInfo,
     AgentState,
+    AgentStatus,
+    CallStatus,
     DialogState,
     ErrorEvent,
     ErrorInfo,
     Event,
     InboundCall,
+    ServiceStatus,
     SystemStatus,
     TerminalStatus,
     UnknownEvent,
@@ -35,6 +38,7 @@ from .errors import (
     SlowConsumer,
     TransportError,
 )
+from .trace import Replayer, TraceRecorder
 
 __version__ = "0.1.0"
 
@@ -43,8 +47,10 @@ __all__ = [
     "AgentInfo",
     "AgentSession",
     "AgentState",
+    "AgentStatus",
     "BrokerError",
     "Call",
+    "CallStatus",
     "Client",
     "ClientStats",
     "CommandError",
@@ -60,10 +66,13 @@ __all__ = [
     "EventsMayBeMissed",
     "InboundCall",
     "ProtocolError",
+    "Replayer",
+    "ServiceStatus",
     "ServiceUnavailable",
     "SlowConsumer",
     "SystemStatus",
     "TerminalStatus",
+    "TraceRecorder",
     "TransportError",
     "UnknownEvent",
     "__version__",

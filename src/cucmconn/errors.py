@@ -2,9 +2,15 @@
 
 ``ProtocolError`` is also a ``ValueError`` because it always means "these bytes are not a valid
 message"; ``CommandTimeout`` is also a ``TimeoutError`` so generic timeout handling still works.
+
+This module sits at the bottom of the layers: it imports only ``errorcodes`` (the vendor's table
+of error codes, plain data), so every layer above can import it without a cycle
+(``tests/package/test_layers.py`` checks this).
 """
 
 from __future__ import annotations
+
+from .errorcodes import ErrorInfo, lookup
 
 __all__ = [
     "BrokerError",
@@ -80,9 +86,7 @@ class CommandError(ConnectorError):
     """
 
     def __init__(self, code: str, target: str | None = None, message: str | None = None) -> None:
-        from .codec.errorcodes import lookup  # local: errorcodes is data, errors stays a leaf
-
-        info = lookup(code)
+        info: ErrorInfo = lookup(code)
         self.code = code
         self.target = target
         self.message = message

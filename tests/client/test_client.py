@@ -146,11 +146,11 @@ async def test_call_lifecycle_updates_calls(fake: FakeConnector, client: Client)
 async def test_transfer_and_conference_bodies(fake: FakeConnector, client: Client) -> None:
     agent = client.agent("100")
     await agent.transfer("7")
-    await agent.transfer("7", "200")
+    await agent.transfer("7", other="200")
     await agent.conference("8")
-    await agent.conference("8", "200")
-    await agent.blind_transfer("300", "9")
-    consult = await agent.consult("400", "10")
+    await agent.conference("8", other="200")
+    await agent.blind_transfer("9", other="300")
+    consult = await agent.consult("10", other="400")
     assert isinstance(consult, DialogState) and consult.state == "INITIATED"
     await until(lambda: "10" in agent.calls)
     assert agent.calls["10"].state == "HELD"

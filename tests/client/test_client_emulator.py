@@ -71,7 +71,7 @@ async def test_consult_transfer_moves_the_caller(emulator: Emulator) -> None:
         assert cid is not None
         await until(lambda: cid in b.calls)
         await b.answer(cid)
-        consult = await b.consult("1002", cid)
+        consult = await b.consult(cid, other="1002")
         assert isinstance(consult, DialogState) and consult.state == "INITIATED"
         ccid = consult.connection_id
         assert ccid is not None and ccid != cid

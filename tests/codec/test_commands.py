@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cucmconn.codec import COMMANDS, encode_command
-from cucmconn.codec.commands import ALIASES, canonical_command, parse_command
+from cucmconn.codec.commands import (
+    ALIASES,
+    PROBES,
+    canonical_command,
+    is_probe,
+    parse_command,
+)
 from cucmconn.errors import ProtocolError
 
 GUIDE_SPELLINGS = [
@@ -211,3 +217,12 @@ _value = st.text(
 def test_encode_then_parse_round_trip(name: str, target: str, args: list[str]) -> None:
     jms_type, body = encode_command(name, target, *args)
     assert parse_command(jms_type, body) == (name, target, tuple(args))
+
+
+def test_probes_come_from_the_table() -> None:
+    """Hello and Beat are the probes because the table addresses them to a destination."""
+    assert {"Hello", "Beat"} == PROBES
+    assert all(COMMANDS[name].is_probe for name in PROBES)
+    assert not any(spec.is_probe for name, spec in COMMANDS.items() if name not in PROBES)
+    assert is_probe("hello") and is_probe(" BEAT ") and is_probe("Hello")
+    assert not is_probe("Login") and not is_probe("GetState") and not is_probe("Nonsense")

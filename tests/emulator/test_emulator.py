@@ -697,7 +697,7 @@ async def test_client_inbound_consult_transfer_and_conference(
     cid = await emu.place_call("5550001", "1001")
     await wait_call(a, "ALERTING")
     await a.answer(cid)
-    consult = await a.consult("1002", cid)
+    consult = await a.consult(cid, other="1002")
     assert isinstance(consult, DialogState) and consult.state == "INITIATED"
     consult_cid = consult.connection_id
     assert consult_cid is not None
@@ -706,11 +706,11 @@ async def test_client_inbound_consult_transfer_and_conference(
     # Let 1001 see the consult answered first: the client's id-less fallback would otherwise
     # take that uncorrelated DialogState as the next command's answer.
     await until(lambda: a.calls[consult_cid].state == "ACTIVE")
-    await a.transfer(cid, "1002")  # GC 4.x body
+    await a.transfer(cid, other="1002")  # GC 4.x body
     await until(lambda: not a.calls and list(b.calls) == [cid])
     assert b.calls[cid].participants == ("5550001", "1002")
     # b consults c and conferences with the guide's body
-    second = await b.consult("1003", cid)
+    second = await b.consult(cid, other="1003")
     assert isinstance(second, DialogState) and second.connection_id is not None
     second_cid = second.connection_id
     await wait_call(c, "ALERTING")
@@ -732,7 +732,7 @@ async def test_client_blind_transfer(emu_and_clients: tuple[Emulator, Client, Cl
     cid = await emu.place_call("5550002", "1001")
     await wait_call(a, "ALERTING")
     await a.answer(cid)
-    dropped = await a.blind_transfer("1002", cid)
+    dropped = await a.blind_transfer(cid, other="1002")
     assert isinstance(dropped, DialogState) and dropped.state == "DROPPED"
     assert await wait_call(b, "ALERTING") == cid
     await b.answer(cid)

@@ -453,6 +453,45 @@ def test_inbound_call_rings_the_agent_uncorrelated(model: CucmModel) -> None:
     ]
 
 
+def test_agent_answering_at_the_phone_sends_answercall_events_uncorrelated(
+    model: CucmModel,
+) -> None:
+    cid, _ = model.place_call("5551234", "1001")
+    out = model.answer(cid)
+    assert [(o.destination, encode_event(o.event), o.correlated) for o in out] == [
+        theirs(f"1001#DialogState#ACTIVE#{T}#{cid}#5551234,1001", A),
+        theirs(f"1001#AgentState#TALKING#{T}", A),
+    ]
+    with pytest.raises(CommandError) as answered:  # no longer ringing
+        model.answer(cid)
+    assert answered.value.code == "CF_INVALID_OBJECT_STATE"
+    with pytest.raises(CommandError):
+        model.answer("404")
+    assert model.calls[cid].legs == {"5551234": "ACTIVE", "1001": "ACTIVE"}
+
+
+def test_dial_out_rings_an_outside_number_that_answers_and_hangs_up() -> None:
+    m = CucmModel(Directory("1000-1999"), now=lambda: EPOCH, dial_out=True)
+    run(m, "Login", "1001", "crm-a")
+    assert run(m, "MakeCall", "1001", "5550100") == [
+        mine(f"1001#DialogState#INITIATED#{T}#{CID}#1001,5550100"),
+        mine(f"1001#DialogState#ALERTING#{T}#{CID}#1001,5550100"),
+        mine(f"1001#AgentState#TALKING#{T}"),
+    ]
+    assert run(m, "MakeCall", "1001", "5550199") == error("1001", "CF_INVALID_OBJECT_STATE")
+    answered = m.answer(CID)  # the customer picks up
+    assert [(o.destination, encode_event(o.event), o.correlated) for o in answered] == [
+        theirs(f"1001#DialogState#ACTIVE#{T}#{CID}#1001,5550100", A)
+    ]
+    hung = m.hangup(CID, "5550100")
+    assert [encode_event(o.event) for o in hung] == [
+        f"1001#DialogState#DROPPED#{T}#{CID}#1001,5550100",
+        f"1001#AgentState#READY#{T}",
+    ]
+    # Inside the directory, a number that is not logged in is still INVALID_PARTY.
+    assert run(m, "MakeCall", "1001", "1500") == error("1001", "INVALID_PARTY")
+
+
 @pytest.mark.parametrize(
     ("caller", "callee", "code"),
     [

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from cucmconn.broker import ACTIVEMQ_DEFAULTS, LocalActiveMQ, LocalBrokerError, free_ports, main
+from cucmconn.broker.tenants import Tenancy, TenancyError
 from tests.activemq import (
     BrokerHandle,
     BrokerPair,
@@ -352,6 +353,109 @@ def test_cli_start_status_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert main(["stop", "--dir", str(tmp_path)]) == 0
     assert "stopped" in capsys.readouterr().out
     assert main(["status", "--dir", str(tmp_path)]) == 3
+
+
+def test_cli_secure_generates_accounts_shown_once_and_stored_nowhere_readable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _require_activemq()
+    stomp, openwire = free_ports(2)
+    ports = ["--stomp-port", str(stomp), "--openwire-port", str(openwire)]
+    args = ["start", "--dir", str(tmp_path), *ports, "--secure", "--clients", "crm1,crm7"]
+    assert main([*args, "--json"]) == 0
+    try:
+        out = json.loads(capsys.readouterr().out)
+        users = out["users"]
+        assert set(users["clients"]) == {"crm1", "crm7"} and users["connector"]["login"]
+        secrets_ = [users["connector"]["passcode"], *users["clients"].values()]
+        assert all(len(p) >= 20 for p in secrets_)
+        login = {"login": "crm7", "passcode": users["clients"]["crm7"]}
+        assert _stomp_command_at("127.0.0.1", stomp, login) == "CONNECTED"
+        assert _stomp_command_at("127.0.0.1", stomp) == "ERROR"  # anonymous
+        config = tmp_path / "conf" / "activemq.xml"
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        root = ET.parse(config).getroot()
+        (node,) = root.iter(f"{AMQ}broker")
+        assert node.get("populateJMSXUserID") == "true"
+        assert list(root.iter(f"{AMQ}authorizationPlugin"))
+        capsys.readouterr()
+        assert main(["status", "--dir", str(tmp_path), "--json"]) == 0
+        shown_again = capsys.readouterr().out
+        readable = [tmp_path / "broker.json", tmp_path / "data" / "activemq.log"]
+        for text in [shown_again, *(p.read_text() for p in readable)]:
+            assert not any(p in text for p in secrets_)
+    finally:
+        assert main(["stop", "--dir", str(tmp_path)]) == 0
+
+
+def test_cli_secure_refuses_a_bad_users_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"connector": {"login": "c", "passcode": "p"}, "clients": {}}))
+    assert main(["start", "--dir", str(tmp_path / "b"), "--secure", "--users", str(users)]) == 2
+    assert "at least one client" in capsys.readouterr().err
+    assert main(["start", "--dir", str(tmp_path / "b"), "--users", str(users)]) == 2
+    assert "only with --secure" in capsys.readouterr().err
+
+
+def test_tenancy_renders_per_tenant_acls(tmp_path: Path) -> None:
+    tenancy = Tenancy.from_dict(
+        {
+            "connector": {"login": "connector", "passcode": "s3cret-c"},
+            "clients": {"crm1": "s3cret-1", "crm2": "s3cret-2"},
+            "topics": {"crm2": ["desks.crm2.>"]},
+        }
+    )
+    assert "s3cret" not in repr(tenancy) and "s3cret" not in repr(tenancy.clients)
+    broker = LocalActiveMQ(tmp_path, tenancy=tenancy)
+    broker.write_config()
+    root = ET.parse(broker.conf_dir / "activemq.xml").getroot()
+    groups = {u.get("username"): u.get("groups") for u in root.iter(f"{AMQ}authenticationUser")}
+    assert groups == {
+        "connector": "connectors",
+        "crm1": "clients,tenant_crm1",
+        "crm2": "clients,tenant_crm2",
+    }
+    entries = {
+        (e.get("queue") or e.get("topic")): (e.get("read"), e.get("write"), e.get("admin"))
+        for e in root.iter(f"{AMQ}authorizationEntry")
+    }
+    assert entries["Connector1"] == ("connectors", "clients", "clients,connectors")
+    assert entries[">"] == (None, "connectors", "connectors")
+    assert entries["crm1"] == ("tenant_crm1", "connectors", "tenant_crm1,connectors")
+    assert entries["crm1.>"] == entries["crm1"]
+    assert entries["desks.crm2.>"][0] == "tenant_crm2" and "crm2" not in entries
+    assert entries["ActiveMQ.Advisory.>"] == (None, None, "clients,connectors")
+    assert entries["ActiveMQ.Advisory.Consumer.Queue.Connector1"][0] == "clients,connectors"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"connector": {"login": "c", "passcode": "p"}, "clients": {"a.b": "p"}}, "login"),
+        ({"connector": {"login": "c", "passcode": "p"}, "clients": {"c": "p"}}, "unique"),
+        ({"connector": {"login": "c", "passcode": "p"}, "clients": {"a": ""}}, "empty"),
+        ({"connector": {"login": "c"}, "clients": {"a": "p"}}, "connector"),
+        ({"connector": {"login": "c", "passcode": "p"}, "clients": {"a": "p"}, "x": 1}, "unknown"),
+        (
+            {"connector": {"login": "c", "passcode": "p"}, "clients": {"a": "p"},
+             "topics": {"a": [">"]}},
+            "not usable",
+        ),
+        (
+            {"connector": {"login": "c", "passcode": "p"}, "clients": {"a": "p"},
+             "topics": {"b": ["b"]}},
+            "unknown client",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_users_are_refused_without_echoing_passcodes(
+    data: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TenancyError, match=message) as caught:
+        Tenancy.from_dict(data)
+    assert "'p'" not in str(caught.value)
 
 
 # -- authentication and TLS ---------------------------------------------------------------

@@ -249,10 +249,10 @@ def _attempts(client: Client, bad: str) -> list[tuple[str, Callable[[], Any]]]:
         ("agent(bad)", lambda: client.agent(bad)),
         ("make_call(bad)", lambda: agent.make_call(bad)),
         ("answer(bad)", lambda: agent.answer(bad)),
-        ("blind_transfer(bad, cid)", lambda: agent.blind_transfer(bad, "17")),
-        ("consult(other, bad)", lambda: agent.consult("64002", bad)),
+        ("blind_transfer(cid, other=bad)", lambda: agent.blind_transfer("17", other=bad)),
+        ("consult(bad, other=ext)", lambda: agent.consult(bad, other="64002")),
         ("transfer(bad)", lambda: agent.transfer(bad)),
-        ("conference(cid, bad)", lambda: agent.conference("17", bad)),
+        ("conference(cid, other=bad)", lambda: agent.conference("17", other=bad)),
         ("send(MakeCall, bad)", lambda: client.send("MakeCall", bad, "64002")),
         ("send(GetState, ext, bad)", lambda: client.send("GetState", "64001", bad)),
         ("send(bad name)", lambda: client.send(bad, "64001")),
@@ -324,7 +324,7 @@ async def test_agent_of_one_client_cannot_be_controlled_from_another(
             "HoldCall": theirs.hold(cid),
             "ReleaseCall": theirs.release(cid),
             "MakeCall": theirs.make_call("66003"),
-            "Transfer_sst": theirs.blind_transfer("66003", cid),
+            "Transfer_sst": theirs.blind_transfer(cid, other="66003"),
         }
         codes = {}
         for name, attempt in attempts.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 import uuid
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from cucmconn.broker import free_ports
 from cucmconn.codec import Frame, FrameParser
 from cucmconn.errors import BrokerError, ConnectionLost, ProtocolError, TransportError
-from cucmconn.transport import Message, open_transport
+from cucmconn.transport import Message, open_transport, parse_url
 from cucmconn.transport.backoff import Backoff
 from cucmconn.transport.stomp import StompOptions, StompTransport
 from cucmconn.transport.stompsession import (
@@ -37,6 +38,8 @@ from cucmconn.transport.stompsession import (
     StompSession,
     negotiate_heartbeat,
 )
+from cucmconn.transport.tcp import QUICKACK_SUPPORTED
+from cucmconn.transport.url import FailoverPolicy
 from tests.faultproxy import FaultProxy
 from tests.waiting import waiter
 
@@ -767,3 +770,187 @@ async def test_stalled_broker_blocks_senders_within_the_buffer_bound(
     proxy.cut()  # the link dies under the blocked senders: they fail, none waits forever
     results = await asyncio.wait_for(asyncio.gather(*senders, return_exceptions=True), WAIT)
     assert all(isinstance(r, ConnectionLost) for r in results)
+
+
+# -- failover options (ActiveMQ's names and meaning), switch_broker, deadlines in our buffer ---
+
+
+def test_failover_takes_activemqs_options_with_activemqs_meaning() -> None:
+    url = (
+        "failover:(stomp://a:1,stomp://b:2)?randomize=false&priorityBackup=true"
+        "&initialReconnectDelay=50&maxReconnectDelay=2000&useExponentialBackOff=false"
+        "&backOffMultiplier=3&maxReconnectAttempts=4&heartbeat=2500"
+    )
+    parsed = parse_url(url)
+    assert parsed.policy == FailoverPolicy(
+        randomize=False,
+        priority_backup=True,
+        initial_reconnect_delay=0.05,
+        max_reconnect_delay=2.0,
+        use_exponential_backoff=False,
+        backoff_multiplier=3.0,
+        max_reconnect_attempts=4,
+    )
+    assert parsed.options == {"heartbeat": "2500"}  # ours stay for the transport
+    transport = open_transport(url)
+    assert isinstance(transport, StompTransport)
+    assert transport.options.initial_backoff == pytest.approx(0.05)
+    assert transport.options.max_backoff == pytest.approx(2.0)
+    assert transport.options.heartbeat == 2500
+    # ActiveMQ's defaults: randomize is on, no priority broker, retry forever.
+    default = parse_url("failover:(stomp://a:1,stomp://b:2)").policy
+    assert default.randomize is True
+    assert default.priority_backup is False
+    assert default.max_reconnect_attempts == -1
+    # maxReconnectAttempts=0: connect once, never reconnect (ActiveMQ >= 5.6).
+    never = open_transport("failover:(stomp://a:1,stomp://b:2)?maxReconnectAttempts=0")
+    assert isinstance(never, StompTransport)
+    assert never.options.reconnect is False
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("backup=true", "ActiveMQ failover option 'backup' is not supported"),
+        ("timeout=3000", "ActiveMQ failover option 'timeout' is not supported"),
+        ("nested.wireFormat.maxInactivityDuration=0", "not supported"),
+        ("randomize=maybe", "randomize must be true or false"),
+        ("initialReconnectDelay=-5", "initialReconnectDelay must be >= 1"),
+        ("maxReconnectAttempts=1.5", "maxReconnectAttempts must be an integer"),
+        ("initialReconnectDelay=500&maxReconnectDelay=100", "below initialReconnectDelay"),
+    ],
+)
+def test_bad_failover_options_are_a_clear_error(query: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        open_transport(f"failover:(stomp://a:1,stomp://b:2)?{query}")
+
+
+def test_a_misspelt_failover_option_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(ValueError, match="did you mean 'priorityBackup'"):
+        open_transport("failover:(stomp://a:1,stomp://b:2)?prioritybackup=true")
+    with pytest.raises(ValueError, match="did you mean 'maxReconnectDelay'"):
+        open_transport("failover:(stomp://a:1,stomp://b:2)?maxReconectDelay=10")
+
+
+def _order(url: str, lost_index: int | None) -> list[int]:
+    transport = open_transport(url)
+    assert isinstance(transport, StompTransport)
+    endpoints = list(parse_url(url).endpoints)
+    lost = endpoints[lost_index] if lost_index is not None else None
+    return [e.port for e in transport._order(lost)]
+
+
+def test_broker_order_follows_randomize_and_priority_backup() -> None:
+    three = "failover:(stomp://a:1,stomp://b:2,stomp://c:3)"
+    # randomize=false: the URL's order, rotated past the broker just lost (it comes last).
+    assert _order(f"{three}?randomize=false", None) == [1, 2, 3]
+    assert _order(f"{three}?randomize=false", 0) == [2, 3, 1]
+    assert _order(f"{three}?randomize=false", 1) == [3, 1, 2]
+    # priorityBackup: the priority broker (first) is tried first unless it was just lost.
+    assert _order(f"{three}?randomize=false&priorityBackup=true", 1) == [1, 3, 2]
+    assert _order(f"{three}?randomize=false&priorityBackup=true", 0) == [2, 3, 1]
+    # randomize (ActiveMQ's default): every order appears, the lost broker always last.
+    firsts = {_order(three, 2)[0] for _ in range(200)}
+    assert firsts == {1, 2}
+    assert {tuple(_order(three, 2))[-1] for _ in range(50)} == {3}
+    assert {_order(f"{three}?priorityBackup=true", 2)[0] for _ in range(50)} == {1}
+
+
+@pytest.mark.activemq
+async def test_switch_broker_moves_to_the_next_broker_and_back(
+    activemq: Any, closing: list[Any]
+) -> None:
+    first = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    second = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    closing.extend([first, second])
+    transport = open_transport(f"failover:({first.url()},{second.url()})?randomize=false")
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"
+    got: list[bytes] = []
+    destination = f"/topic/switch-{_name()}"
+    await transport.subscribe(destination, lambda m: got.append(m.body))
+
+    assert await transport.switch_broker("no connector answered Hello") is True
+    assert recorder.kinds[0] == "lost"
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the switch")
+    assert transport.endpoint == f"stomp://127.0.0.1:{second.port}"
+    await transport.send(destination, "via the second")
+    await _until(lambda: got == [b"via the second"], what="delivery after the switch")
+
+    assert await transport.switch_broker("none there either") is True
+    await _until(lambda: recorder.kinds == ["lost", "restored"] * 2, what="the switch back")
+    assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"
+    assert _stats(transport)["broker_switches"] == 2
+
+
+async def test_reconnecting_gives_up_after_max_reconnect_attempts(closing: list[Any]) -> None:
+    broker = await ScriptedBroker(lambda f: CONNECTED).start()
+    closing.append(broker)
+    (dead,) = free_ports(1)
+    url = (
+        f"failover:({broker.url},stomp://127.0.0.1:{dead})?randomize=false"
+        "&maxReconnectAttempts=2&initialReconnectDelay=10&maxReconnectDelay=20"
+    )
+    transport = open_transport(url, heartbeat=0)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    await broker.close()  # no new connections from now on ...
+    assert isinstance(transport, StompTransport)
+    assert await transport.switch_broker("test") is True  # ... and the link is gone
+    with pytest.raises(ConnectionLost, match="gave up reconnecting after 2 round"):
+        await _until_raises(lambda: transport.send("/queue/x", "y"))
+    assert recorder.kinds == ["lost"]
+
+
+async def _until_raises(call: Callable[[], Any]) -> None:
+    """Call until it raises something other than a "reconnecting" ConnectionLost."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            await call()
+        except ConnectionLost as exc:
+            if not str(exc).endswith(": reconnecting"):
+                raise
+        await asyncio.sleep(0.02)
+    pytest.fail("never raised")
+
+
+async def test_a_frame_held_past_its_deadline_is_dropped_not_written(
+    closing: list[Any],
+) -> None:
+    broker = await ScriptedBroker(lambda f: CONNECTED).start()
+    closing.append(broker)
+    transport = open_transport(broker.url, heartbeat=0)
+    closing.append(transport)
+    await transport.connect()
+    loop = asyncio.get_running_loop()
+    # Accepted into this loop turn's buffer; the loop then stalls past the deadline before
+    # the turn's write: the frame must not go out late.
+    await transport.send("/queue/held", "stale", deadline=loop.time() + 0.05)
+    time.sleep(0.1)  # noqa: ASYNC251 - blocking the loop on purpose: a slow turn
+    await transport.send("/queue/held", "fresh", deadline=loop.time() + WAIT)
+    await _until(lambda: any(f.body == b"fresh" for f in broker.frames), what="the fresh frame")
+    assert [f.body for f in broker.frames if f.command == "SEND"] == [b"fresh"]
+    assert _stats(transport)["expired_unsent"] == 1
+
+
+@pytest.mark.skipif(not QUICKACK_SUPPORTED, reason="TCP_QUICKACK is Linux-only")
+async def test_sockets_get_nodelay_and_quickack_unless_turned_off(closing: list[Any]) -> None:
+    broker = await ScriptedBroker(lambda f: CONNECTED).start()
+    closing.append(broker)
+    for enabled in (True, False):
+        transport = open_transport(broker.url, heartbeat=0, tcp_quickack=enabled)
+        closing.append(transport)
+        await transport.connect()
+        assert isinstance(transport, StompTransport)
+        link = transport._link
+        assert link is not None and link.transport is not None
+        sock = link.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert (link.sock is not None) is enabled

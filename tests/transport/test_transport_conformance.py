@@ -18,6 +18,8 @@ import pytest
 
 from cucmconn.errors import BrokerError, TransportError
 from cucmconn.transport import Message, Transport, open_transport
+from cucmconn.transport.memory import MemoryTransport
+from tests.faultproxy import FaultProxy
 
 KINDS = [
     "memory",
@@ -367,3 +369,135 @@ async def test_untrusted_certificate_is_a_clear_error(secure_activemq: Any, kind
         await transport.connect()
     assert secure_activemq.passcode not in str(caught.value)
     await transport.close()
+
+
+# -- contracts the client relies on: deadlines, flow-control reporting, switch_broker -----------
+
+
+class Blockable:
+    """Connected transports of one kind whose writes can be blocked as a broker's producer
+    flow control would: memory:// simulates it; the STOMP kinds go through a proxy that stops
+    reading (with a small receive buffer, so the block reaches us after kilobytes)."""
+
+    def __init__(self, make: Factory, kind: str, broker: Any) -> None:
+        self.make, self.kind, self.broker = make, kind, broker
+        self.proxy: FaultProxy | None = None
+
+    async def blocked_sender(self) -> Transport:
+        if self.kind == "memory":
+            return await self.make()
+        self.proxy = await FaultProxy(
+            self.broker.host, self.broker.stomp_port, rcvbuf=16 * 1024
+        ).start()
+        scheme = "stomp" if self.kind == "stomp" else "aiostomp"
+        return await self.make(url=self.proxy.url(scheme), heartbeat=0, reconnect=False)
+
+    async def block(self, transport: Transport, destination: str) -> list[asyncio.Task[None]]:
+        """Block ``transport``'s writes; returns the flood tasks that filled the pipe."""
+        if isinstance(transport, MemoryTransport):
+            transport.simulate_flow_control(True)
+            return []
+        assert self.proxy is not None
+        self.proxy.stall("up")
+        body = "x" * 4096
+
+        async def flood() -> None:
+            for _ in range(100_000):
+                await transport.send(destination, body)
+
+        tasks = [asyncio.create_task(flood())]
+        await _until(lambda: transport.write_blocked, "the link to block")
+        return tasks
+
+    async def unblock(self, transport: Transport, tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if isinstance(transport, MemoryTransport):
+            transport.simulate_flow_control(False)
+        else:
+            assert self.proxy is not None
+            self.proxy.heal()
+
+    async def close(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.close()
+
+
+@pytest.fixture(params=KINDS)
+async def blockable(request: pytest.FixtureRequest) -> AsyncIterator[Blockable]:
+    kind: str = request.param
+    broker = None if kind == "memory" else request.getfixturevalue("activemq")
+    base = "memory://conformance"
+    if broker is not None:
+        base = broker.stomp_url if kind == "stomp" else broker.aiostomp_url
+    opened: list[Transport] = []
+
+    async def factory(url: str = base, **options: Any) -> Transport:
+        transport = open_transport(url, **options)
+        await transport.connect()
+        opened.append(transport)
+        return transport
+
+    handle = Blockable(factory, kind, broker)
+    yield handle
+    for transport in opened:
+        await transport.close()
+    await handle.close()
+
+
+async def test_a_send_past_its_deadline_raises_and_writes_nothing(make: Factory) -> None:
+    producer, consumer = await make(), await make()
+    destination = f"/topic/conf-{_name()}"
+    got: list[bytes] = []
+    await consumer.subscribe(destination, lambda m: got.append(m.body))
+    loop = asyncio.get_running_loop()
+    with pytest.raises(TimeoutError):
+        await producer.send(destination, "late", deadline=loop.time() - 0.001)
+    await producer.send(destination, "on time", deadline=loop.time() + WAIT)
+    await _until(lambda: b"on time" in got, "the send within its deadline")
+    assert got == [b"on time"]
+    assert not producer.write_blocked
+    assert producer.flow_control_held == 0.0
+
+
+async def test_a_blocked_link_times_out_sends_at_their_deadline_and_reports_the_hold(
+    blockable: Blockable,
+) -> None:
+    sender = await blockable.blocked_sender()
+    consumer = await blockable.make()
+    destination = f"/topic/conf-{_name()}"
+    got: list[bytes] = []
+    await consumer.subscribe(destination, lambda m: got.append(m.body))
+    assert not sender.write_blocked
+    flood = await blockable.block(sender, destination)
+    assert sender.write_blocked
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 0.3
+    with pytest.raises(TimeoutError):
+        await sender.send(destination, "late", deadline=deadline)
+    assert loop.time() >= deadline  # it waited for the link, not less
+    cancelled = asyncio.create_task(sender.send(destination, "cancelled"))
+    await asyncio.sleep(0.1)
+    assert not cancelled.done()  # waiting for the link, not written
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    held = sender.flow_control_held
+    assert held >= 0.3
+    await blockable.unblock(sender, flood)
+    await _until(lambda: not sender.write_blocked, "the link to unblock")
+    await sender.send(destination, "after", deadline=loop.time() + WAIT)
+    await _until(lambda: b"after" in got, "the send after the block")
+    # One link keeps order: everything written before "after" has arrived by now.
+    assert b"late" not in got
+    assert b"cancelled" not in got
+    assert sender.flow_control_held >= held
+    if not isinstance(sender, MemoryTransport):  # the STOMP kinds report it in stats() too
+        assert cast(Any, sender).stats()["flow_control_held"] >= 0.3
+
+
+async def test_switch_broker_on_a_single_broker_does_nothing(make: Factory) -> None:
+    transport = await make()
+    assert await transport.switch_broker("no connector here") is False
+    assert transport.connected

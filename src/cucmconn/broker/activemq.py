@@ -34,6 +34,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from ..errors import ConnectorError
+from .tenants import Tenancy
 
 __all__ = [
     "ACTIVEMQ_DEFAULTS",
@@ -229,6 +230,11 @@ class LocalActiveMQ:
     logs or exceptions.  ``die_with_parent`` (Linux) has the kernel stop the broker when this
     process dies, so a killed test run leaves no 512 MB JVM behind; the CLI leaves it off.
 
+    ``tenancy`` (a :class:`~cucmconn.broker.tenants.Tenancy`, exclusive with ``users``) turns
+    on authentication *and* per-destination authorization on ``command_queue``, with
+    ``populateJMSXUserID``: each message then carries its authenticated sender as
+    ``JMSXUserID`` (a forged one is overwritten), which the emulator's sender check reads.
+
     ``transport_profile`` is :data:`TUNED` (1 MB socket buffers, TCP_NODELAY: what ``cucmconn
     broker start`` runs) or :data:`ACTIVEMQ_DEFAULTS` (no transport option at all, like a user's
     broker), so the SDK can be tested on both.  ``queue_memory_limits`` maps a queue name to a
@@ -253,7 +259,13 @@ class LocalActiveMQ:
         die_with_parent: bool = False,
         transport_profile: str = TUNED,
         queue_memory_limits: Mapping[str, str] | None = None,
+        tenancy: Tenancy | None = None,
+        command_queue: str = "Connector1",
     ) -> None:
+        if users and tenancy is not None:
+            raise ValueError("give users or tenancy, not both")
+        if _QUEUE_NAME.fullmatch(command_queue) is None:
+            raise ValueError(f"queue name {command_queue!r} must be letters, digits, '_', '.', '-'")
         if stomp_ssl_port is not None and (ssl_keystore is None or ssl_keystore_password is None):
             raise ValueError("stomp_ssl_port needs ssl_keystore and ssl_keystore_password")
         if transport_profile not in TRANSPORT_PROFILES:
@@ -280,6 +292,8 @@ class LocalActiveMQ:
         self.broker_name = broker_name
         self.die_with_parent = die_with_parent
         self.transport_profile = transport_profile
+        self.tenancy = tenancy
+        self.command_queue = command_queue
         self.queue_memory_limits: Mapping[str, str] = limits
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -327,7 +341,7 @@ class LocalActiveMQ:
         return f"tcp://{self.host}:{self.openwire_port}"
 
     def __repr__(self) -> str:
-        auth = ", auth" if self._users else ""
+        auth = ", tenants" if self.tenancy else ", auth" if self._users else ""
         return f"LocalActiveMQ({str(self.base_dir)!r}, {self.stomp_url}, {self.openwire_url}{auth})"
 
     # -- process state --------------------------------------------------------------------
@@ -401,6 +415,7 @@ class LocalActiveMQ:
         xml = _render(
             (package / "activemq.xml").read_text(encoding="utf-8"),
             BROKER_NAME=self.broker_name,
+            POPULATE_USER_ID="true" if self._users or self.tenancy else "false",
             MEMORY_LIMIT=self.memory_limit,
             QUEUE_POLICIES=self._queue_policies_xml(),
             PLUGINS=self._plugins_xml(),
@@ -437,6 +452,8 @@ class LocalActiveMQ:
         )
 
     def _plugins_xml(self) -> str:
+        if self.tenancy is not None:
+            return self.tenancy.plugins_xml(self.command_queue)
         if not self._users:
             return ""
         users = "\n".join(
@@ -533,6 +550,8 @@ class LocalActiveMQ:
             "stomp_port": self.stomp_port,
             "openwire_port": self.openwire_port,
             "stomp_ssl_port": self.stomp_ssl_port,
+            "transport_profile": self.transport_profile,
+            "secure": self.tenancy is not None,  # never the accounts: this file is 0644
         }
         self.state_path.write_text(json.dumps(state) + "\n")
 

@@ -57,10 +57,10 @@ class Agent(Protocol):
     async def release(self, cid: str) -> Any: ...
     async def hold(self, cid: str) -> Any: ...
     async def retrieve(self, cid: str) -> Any: ...
-    async def blind_transfer(self, ext: str, cid: str) -> Any: ...
-    async def consult(self, ext: str, cid: str) -> Any: ...
-    async def transfer(self, cid: str, ext: str | None = None) -> Any: ...
-    async def conference(self, cid: str, ext: str | None = None) -> Any: ...
+    async def blind_transfer(self, connection_id: str, *, other: str) -> Any: ...
+    async def consult(self, connection_id: str, *, other: str) -> Any: ...
+    async def transfer(self, connection_id: str, *, other: str | None = None) -> Any: ...
+    async def conference(self, connection_id: str, *, other: str | None = None) -> Any: ...
 
 
 PlaceCall = Callable[[str, str], Awaitable[str]]
@@ -284,17 +284,17 @@ class Traffic:
         if ending == "release":
             await self.cmd(a.release(cid))
         elif ending == "blind":
-            await self.cmd(a.blind_transfer(b.extension, cid))
+            await self.cmd(a.blind_transfer(cid, other=b.extension))
             await self._answer_and_release(b)
         else:
-            consult_cid = connection_id(await self.cmd(a.consult(b.extension, cid)))
+            consult_cid = connection_id(await self.cmd(a.consult(cid, other=b.extension)))
             await self._ringing(b, consult_cid)
             await self.cmd(b.answer(consult_cid))
             await self.pause()
             if ending == "transfer":
-                await self.cmd(a.transfer(cid, b.extension))
+                await self.cmd(a.transfer(cid, other=b.extension))
             else:
-                await self.cmd(a.conference(cid, b.extension))
+                await self.cmd(a.conference(cid, other=b.extension))
                 await self.pause()
                 await self._release_all(a)
             await self.pause()

@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import itertools
 import logging
+import os
 import re
 import socket
 import time
@@ -39,6 +40,7 @@ from ..errors import (
     ServiceUnavailable,
     TransportError,
 )
+from ..trace.recorder import RecordingTransport, TraceRecorder
 from ..transport import Message, Transport, open_transport, redact_url, topic
 from ..transport import queue as queue_destination
 from .agent import AgentSession
@@ -117,7 +119,9 @@ class Client:
     has echoed a correlation id once, after which an id-less event is another party's update
     (or a forgery) and never resolves a command.  ``on_resync(client)`` runs after a reconnect,
     or after the connector comes back IN_SERVICE from an outage, once every logged-in agent was
-    re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).
+    re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).  ``record`` (a
+    path, or a ``TraceRecorder`` the caller closes) writes every message of the link to a trace
+    (docs/trace-format.md), off the hot path.
     ``max_event_body`` is the largest event body accepted (bytes, default 64 KiB); a longer one
     is dropped and counted in ``stats().malformed``, like any undecodable body.  Events for an
     agent without a session are counted in ``stats().unknown_agent``.
@@ -142,6 +146,7 @@ class Client:
         correlate_fallback: bool | Literal["auto"] | Mapping[str, tuple[Expect, ...]] = "auto",
         transport_options: Mapping[str, Any] | None = None,
         on_resync: ResyncCallback | None = None,
+        record: str | os.PathLike[str] | TraceRecorder | None = None,
         max_event_body: int = MAX_EVENT_BODY,
         resync_interval: float = 2.0,
         resync_rate: float = 5000.0,
@@ -213,6 +218,10 @@ class Client:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._throttled = False
+        self._owns_recorder = record is not None and not isinstance(record, TraceRecorder)
+        self._recorder: TraceRecorder | None = (
+            record if record is None or isinstance(record, TraceRecorder) else TraceRecorder(record)
+        )
         self._supervisor = Supervisor(
             probe=self._probe,
             logged_in=self._logged_in_agents,
@@ -364,6 +373,10 @@ class Client:
         if self._transport is None:
             self._transport = open_transport(self._url or "", **self._transport_options)
             self._display_url = self._transport.display_url
+        if self._recorder is not None and not isinstance(
+            self._transport, RecordingTransport
+        ):
+            self._transport = RecordingTransport(self._transport, self._recorder)
         transport = self._transport
         try:
             if not transport.connected:
@@ -410,6 +423,8 @@ class Client:
                         await transport.unsubscribe(subscription)
             if self._owns_transport:
                 await transport.close()
+        if self._owns_recorder and self._recorder is not None:
+            self._recorder.close()
         self._connected = False
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:

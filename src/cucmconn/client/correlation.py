@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from ..codec.commands import COMMANDS
+from ..codec.commands import PROBES
 from ..codec.events import (
     AgentInfo,
     AgentState,
@@ -51,10 +51,6 @@ BUCKET_SECONDS = 0.05
 
 FINISHED_MEMORY = 65_536
 """How many finished command ids are remembered to classify their stragglers."""
-
-PROBES = frozenset(name for name, spec in COMMANDS.items() if spec.target == "destination")
-"""The session probes (Hello, Beat): commands addressed to the client's own destination, whose
-answer is the connector's status.  Taken from the command table, not spelled out here."""
 
 
 def _agent_of(event: Any, destination: str) -> str | None:

@@ -11,13 +11,25 @@ newcomer overtake a woken waiter, while Cisco Finesse's rule is strict order per
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any, TypeVar
 
 import msgspec
 
-from ..codec.events import AgentInfo, AgentState, DialogState, Event, InboundCall
+from ..codec.events import (
+    AgentInfo,
+    AgentState,
+    AgentStatus,
+    CallStatus,
+    DialogState,
+    Event,
+    InboundCall,
+)
+from ..errors import ConnectionLost
 from .slots import Slots
 from .stats import StatsCounters
 from .streams import EventStream, Overflow, StreamItem
@@ -25,16 +37,43 @@ from .streams import EventStream, Overflow, StreamItem
 __all__ = ["AgentTracker", "Call"]
 
 _ENDED = frozenset({"DROPPED", "FAILED"})
+_UP = frozenset({CallStatus.ACTIVE, CallStatus.INITIATED, CallStatus.INITIATING})
+_ON_CALL = frozenset({AgentStatus.TALKING, AgentStatus.HOLD})
+E = TypeVar("E", bound=Event)
 
 
 class Call(msgspec.Struct, frozen=True, gc=False):
-    """A call of one agent as last reported; replaced (not mutated) on every update."""
+    """One call of an agent as last reported; replaced (not mutated) on every update."""
 
     connection_id: str
-    state: str
+    """The call's id, which every call command takes."""
+    state: CallStatus | str
+    """This agent's leg: a :class:`~cucmconn.CallStatus` value (``ALERTING``, ``ACTIVE``, ...)."""
     participants: tuple[str, ...] = ()
+    """Every party on the call, as last reported."""
     other_party: str | None = None
+    """The party at the other end (the first participant that is not this agent)."""
     changed_at: str | None = None
+    """When the leg last changed (an ``InboundCall``: when the call started)."""
+    inbound: bool = False
+    """True for a call that rang in at this agent (it came as an ``InboundCall``)."""
+
+
+class _Waiter:
+    """One :meth:`AgentTracker.wait_for`: the event type, the test, the future, its deadline."""
+
+    __slots__ = ("future", "kind", "predicate", "timer")
+
+    def __init__(
+        self,
+        kind: type[Any],
+        predicate: Callable[[Any], bool] | None,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.kind = kind
+        self.predicate = predicate
+        self.future = future
+        self.timer: asyncio.TimerHandle | None = None
 
 
 _EMPTY: Mapping[str, Call] = MappingProxyType({})
@@ -47,8 +86,11 @@ class AgentTracker:
         "_buffer",
         "_calls",
         "_counters",
+        "_idle",
         "_overflow",
         "_streams",
+        "_taken",
+        "_waiters",
         "extension",
         "info",
         "logged_in",
@@ -60,13 +102,17 @@ class AgentTracker:
         self, extension: str, buffer: int, overflow: Overflow, counters: StatsCounters
     ) -> None:
         self.extension = extension
-        self.state: str | None = None
-        """The last AgentState reported (READY, TALKING, ...), or None before any."""
+        self.state: AgentStatus | str | None = None
+        """The last AgentState reported (READY, TALKING, ...), brought forward by the agent's
+        own call events (see :meth:`apply`), or None before any."""
         self.info: AgentInfo | None = None
         self.logged_in = False
         self.turn = Slots(1)
         """One command in flight per agent; the rest queue in arrival order."""
         self._calls: dict[str, Call] | None = None
+        self._idle: AgentStatus | str | None = None  # the last state reported with no call up
+        self._taken: set[str] | None = None  # ringing calls next_call() already returned
+        self._waiters: list[_Waiter] | None = None
         self._streams: weakref.WeakSet[EventStream] | None = None
         self._buffer = buffer
         self._overflow: Overflow = overflow
@@ -95,20 +141,110 @@ class AgentTracker:
         self.logged_in = logged_in
 
     def apply(self, event: Event) -> None:
-        """Update state and calls from one of this agent's events, then hand it to its streams."""
+        """Update state and calls from one of this agent's events, then hand it on.
+
+        A call event of the agent also brings :attr:`state` forward at once, by Cisco
+        Finesse's rule (the emulator's too): ``TALKING`` while a call is up or being dialled,
+        ``HOLD`` while every call is held, else the idle state last reported.  So a command
+        answered by a ``DialogState`` returns with :attr:`state` already saying what the
+        connector's ``AgentState``, which may arrive in a later read, will confirm or correct.
+        Then the event goes to the agent's streams and :meth:`wait_for` waiters.
+        """
         if isinstance(event, AgentState):
-            self.state = event.state
-            self.logged_in = event.state.upper() != "LOGOUT"
+            state = AgentStatus.parse(event.state)
+            self.state = state
+            self.logged_in = state != AgentStatus.LOGOUT
+            if state not in _ON_CALL:
+                self._idle = state
             if not self.logged_in:
                 self._calls = None
+                self._taken = None
         elif isinstance(event, DialogState):
             self._apply_dialog(event)
+            self._bring_state_forward()
         elif isinstance(event, InboundCall):
             self._apply_inbound(event)
+            self._bring_state_forward()
         elif isinstance(event, AgentInfo):
             self.info = event
         if self._streams:
             self.notify(event)
+        if self._waiters:
+            self._wake(event)
+
+    def wait_for(
+        self, kind: type[E], predicate: Callable[[E], bool] | None, timeout: float | None
+    ) -> asyncio.Future[E]:
+        """A future of the next ``kind`` event of this agent that ``predicate`` accepts.
+
+        Registered now (events already applied are not seen); ``TimeoutError`` after
+        ``timeout`` seconds, ``ConnectionLost`` when the tracker closes, the predicate's own
+        exception if it raises.  A cancelled or finished waiter is forgotten at once.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[E] = loop.create_future()
+        waiter = _Waiter(kind, predicate, future)
+        if timeout is not None:
+            waiter.timer = loop.call_later(timeout, _expire, future, kind, timeout)
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        future.add_done_callback(lambda _: self._forget(waiter))
+        return future
+
+    def take_ringing(self) -> Call | None:
+        """The oldest call ringing in here that this method has not returned yet, or None."""
+        if not self._calls:
+            return None
+        for call in self._calls.values():
+            if call.inbound and call.state == CallStatus.ALERTING:
+                taken = self._taken
+                if taken is None:
+                    taken = self._taken = set()
+                if call.connection_id not in taken:
+                    taken.add(call.connection_id)
+                    return call
+        return None
+
+    def _wake(self, event: Event) -> None:
+        for waiter in list(self._waiters or ()):
+            future = waiter.future
+            if future.done() or not isinstance(event, waiter.kind):
+                continue
+            try:
+                accepted = waiter.predicate is None or waiter.predicate(event)
+            except Exception as exc:
+                future.set_exception(exc)
+                continue
+            if accepted:
+                future.set_result(event)
+
+    def _forget(self, waiter: _Waiter) -> None:
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        waiters = self._waiters
+        if waiters is not None:
+            with contextlib.suppress(ValueError):
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters = None
+
+    def _bring_state_forward(self) -> None:
+        state = self.state
+        if state is None or state == AgentStatus.LOGOUT:
+            return
+        held = False
+        for call in (self._calls or {}).values():
+            leg = call.state
+            if leg in _UP or (leg == CallStatus.ALERTING and not call.inbound):
+                self.state = AgentStatus.TALKING
+                return
+            if leg == CallStatus.HELD:
+                held = True
+        if held:
+            self.state = AgentStatus.HOLD
+        elif state in _ON_CALL and self._idle is not None:
+            self.state = self._idle
 
     def notify(self, item: StreamItem) -> None:
         """Give ``item`` (an event or a notice) to every open stream of this agent."""
@@ -117,7 +253,12 @@ class AgentTracker:
                 stream.push(item)
 
     def close(self) -> None:
-        """End every stream of this agent (readers finish once they drained them)."""
+        """End every stream of this agent (readers finish once they drained them); fail every
+        :meth:`wait_for` waiter with ConnectionLost."""
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.future.done():
+                waiter.future.set_exception(ConnectionLost(f"agent {self.extension}: closed"))
         if self._streams:
             for stream in list(self._streams):
                 stream.close()
@@ -128,12 +269,15 @@ class AgentTracker:
         if cid is None:
             if event.state.upper() == "IDLE":
                 self._calls = None  # "no current call" (Login / GetState without a call)
+                self._taken = None
             return
         participants = event.participants or ()
         others = [p for p in participants if p != self.extension]
         previous = self._calls.get(cid) if self._calls else None
         other = others[0] if others else (previous.other_party if previous else None)
-        self._store(Call(cid, event.state, participants, other, event.changed_at))
+        inbound = previous.inbound if previous else False
+        state = CallStatus.parse(event.state)
+        self._store(Call(cid, state, participants, other, event.changed_at, inbound))
 
     def _apply_inbound(self, event: InboundCall) -> None:
         cid = event.connection_id
@@ -144,15 +288,24 @@ class AgentTracker:
         if not participants and event.other_party:
             participants = (event.other_party, self.extension)
         other = event.other_party or (previous.other_party if previous else None)
-        self._store(Call(cid, event.state, participants, other, event.start_time))
+        state = CallStatus.parse(event.state)
+        self._store(Call(cid, state, participants, other, event.start_time, True))
 
     def _store(self, call: Call) -> None:
-        if call.state.upper() in _ENDED:
+        if call.state in _ENDED:
             if self._calls:
                 self._calls.pop(call.connection_id, None)
                 if not self._calls:
                     self._calls = None
+            if self._taken:
+                self._taken.discard(call.connection_id)
             return
         if self._calls is None:
             self._calls = {}
         self._calls[call.connection_id] = call
+
+
+def _expire(future: asyncio.Future[Any], kind: type[Any], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError(f"no {kind.__name__} within {timeout:g} s"))
+

@@ -15,16 +15,19 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Protocol
 
+from ..errorcodes import ERROR_CODES, ErrorInfo, lookup
 from . import _pyevents, _pystomp
 from .commands import COMMANDS, encode_command
-from .errorcodes import ERROR_CODES, ErrorInfo, lookup
 from .events import (
     AgentInfo,
     AgentState,
+    AgentStatus,
+    CallStatus,
     DialogState,
     ErrorEvent,
     Event,
     InboundCall,
+    ServiceStatus,
     SystemStatus,
     TerminalStatus,
     UnknownEvent,
@@ -36,6 +39,8 @@ __all__ = [
     "MAX_EVENT_BODY",
     "AgentInfo",
     "AgentState",
+    "AgentStatus",
+    "CallStatus",
     "DialogState",
     "ErrorEvent",
     "ErrorInfo",
@@ -44,6 +49,7 @@ __all__ = [
     "FrameError",
     "FrameParser",
     "InboundCall",
+    "ServiceStatus",
     "SystemStatus",
     "TerminalStatus",
     "UnknownEvent",

@@ -196,6 +196,18 @@ cdef str _recent_value(Py_ssize_t known, const char* p, Py_ssize_t n):
     return value
 
 
+cdef const char* _header_colon(const char* line, Py_ssize_t n, str command) except NULL:
+    """The ':' ending a header line's name (its EOL stripped); the line's grammar errors raise."""
+    if memchr(line, b"\r", n) != NULL:
+        raise _ProtocolError(f"CR inside a header line of {command} frame: {_shown(line, n)}")
+    cdef const char* colon = <const char*>memchr(line, b":", n)
+    if colon == NULL:
+        raise _ProtocolError(f"header line without ':' in {command} frame: {_shown(line, n)}")
+    if colon == line:
+        raise _ProtocolError(f"empty header name in {command} frame: {_shown(line, n)}")
+    return colon
+
+
 cdef tuple _parse_head(const char* p, Py_ssize_t n):
     """Command and headers from the head (command line through the last header line)."""
     cdef const char* end = p + n
@@ -210,11 +222,7 @@ cdef tuple _parse_head(const char* p, Py_ssize_t n):
         cur = nl + 1
         nl = <const char*>memchr(cur, b"\n", end - cur)
         length = _strip_cr(cur, (nl if nl != NULL else end) - cur)
-        colon = <const char*>memchr(cur, b":", length)
-        if colon == NULL:
-            raise _ProtocolError(
-                f"header line without ':' in {command} frame: {_shown(cur, length)}"
-            )
+        colon = _header_colon(cur, length, command)
         known = -1
         if raw or memchr(cur, b"\\", colon - cur) == NULL:
             known = _lookup(_NAMES, _NAME_PTR, _NAME_LEN, cur, colon - cur)
@@ -340,6 +348,8 @@ cdef class FrameParser:
             c = buf[pos]
             if c == b"\n":
                 self.heartbeats += 1
+                pos += 1
+            elif c == 0:  # a stray NUL (empty frame) between frames: skipped, not a heart-beat
                 pos += 1
             elif c == b"\r":
                 if pos + 1 == end:
@@ -535,12 +545,12 @@ def encode_frame(str command, headers=(), body=b""):
     return result
 
 
-# --- the fused receive path -------------------------------------------------------------------
+# --- the one-frame decoder -------------------------------------------------------------------
 
 cdef Py_ssize_t _skip_eols(const char* p, Py_ssize_t pos, Py_ssize_t n) except -2:
-    """Offset after the EOLs at ``pos``; -1 when a lone CR ends the input (an incomplete EOL)."""
+    """Offset after the EOLs and stray NULs at ``pos``; -1 when a lone CR ends the input."""
     while pos < n:
-        if p[pos] == b"\n":
+        if p[pos] == b"\n" or p[pos] == 0:
             pos += 1
         elif p[pos] == b"\r":
             if pos + 1 == n:
@@ -598,11 +608,7 @@ def decode_message(frame):
             body_start = nl - p + 1
             break
         else:
-            colon = <const char*>memchr(p + pos, b":", line_len)
-            if colon == NULL:
-                raise _ProtocolError(
-                    f"header line without ':' in MESSAGE frame: {_shown(p + pos, line_len)}"
-                )
+            colon = _header_colon(p + pos, line_len, "MESSAGE")
             name_len = colon - p - pos
             _checked(p + pos, name_len)
             if name_len == 14 and memcmp(p + pos, b"correlation-id", 14) == 0:

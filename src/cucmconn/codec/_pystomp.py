@@ -2,12 +2,19 @@
 
 Wire format (STOMP 1.2, as parsed here)::
 
-    frame     = command EOL *(header EOL) EOL body NUL *(EOL)
+    stream    = *(EOL / NUL) *(frame *(EOL / NUL))
+    frame     = command EOL *(header EOL) EOL body NUL
     command   = 1*("A".."Z")                 ; anything else is a ProtocolError (desync guard)
     header    = name ":" value               ; split at the FIRST ':'; first occurrence wins
-    EOL       = "\\n" / "\\r\\n"
+    name      = 1*<octet but CR, LF, ":">    ; an empty name is a ProtocolError
+    value     = *<octet but CR, LF>          ; ':' allowed (RabbitMQ, ActiveMQ's CONNECTED)
+    EOL       = [CR] LF                      ; CR only as the first byte of an EOL: a CR anywhere
+                                             ; else in a head or between frames is an error
     body      = content-length octets (may hold NUL) / octets up to the first NUL
     heartbeat = EOL between frames           ; counted in ``FrameParser.heartbeats``
+
+A NUL between frames (an empty frame, which some clients send after a frame's own NUL) is
+skipped and not counted as a heart-beat, as RabbitMQ's and stomp-php's parsers do.
 
 Header escapes ``\\r \\n \\c \\\\`` apply to every frame except CONNECT and CONNECTED (the spec
 exempts them for 1.0 compatibility); an undefined escape is an error.
@@ -31,6 +38,7 @@ from typing import Any, Final
 import msgspec
 
 from ..errors import ProtocolError
+from ._pyevents import decode_event
 from .events import Event
 
 __all__ = [
@@ -114,9 +122,13 @@ def _parse_head(head: bytes) -> tuple[str, dict[str, str]]:
     headers: dict[str, str] = {}
     for line in lines[1:]:
         line = line.removesuffix("\r")
+        if "\r" in line:
+            raise ProtocolError(f"CR inside a header line of {command} frame: {line[:32]!r}")
         name, sep, value = line.partition(":")
         if not sep:
             raise ProtocolError(f"header line without ':' in {command} frame: {line[:32]!r}")
+        if not name:
+            raise ProtocolError(f"empty header name in {command} frame: {line[:32]!r}")
         if not raw:
             name = _unescape(name)
             value = _unescape(value)
@@ -227,7 +239,7 @@ class FrameParser:
             self._body_scan = max(self._body_scan - start, 0)
 
     def _skip_heartbeats(self) -> bool:
-        """Consume EOLs before a frame; False when more data is needed."""
+        """Consume EOLs (heart-beats) and stray NULs before a frame; False: more data needed."""
         buf = self._buf
         pos = self._frame_start
         end = len(buf)
@@ -235,6 +247,8 @@ class FrameParser:
             c = buf[pos]
             if c == 10:
                 self.heartbeats += 1
+                pos += 1
+            elif c == 0:
                 pos += 1
             elif c == 13:
                 if pos + 1 == end:
@@ -385,12 +399,13 @@ def encode_frame(
 
 
 def decode_message(frame: bytes | bytearray | memoryview) -> tuple[str | None, Event]:
-    """The receive hot path in one call: one complete MESSAGE frame's bytes to
-    ``(correlation-id or None, typed event)``.  Trailing EOLs are allowed; anything else
-    (not exactly one MESSAGE frame) raises ``ProtocolError``.
-    """
-    from ._pyevents import decode_event  # late: keeps frames importable without the event codec
+    """One complete MESSAGE frame's bytes to ``(correlation-id or None, typed event)`` in one call.
 
+    For a caller that already holds one frame's bytes; the client parses its stream with
+    ``FrameParser`` and decodes each body with ``decode_event`` instead.  EOLs and stray NULs
+    around the frame are allowed; anything else (not exactly one MESSAGE frame) raises
+    ``ProtocolError``.
+    """
     parser = FrameParser()
     frames = parser.feed(frame)
     if len(frames) != 1 or parser.buffered:

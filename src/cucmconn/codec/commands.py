@@ -26,9 +26,11 @@ from ..errors import ProtocolError
 __all__ = [
     "ALIASES",
     "COMMANDS",
+    "PROBES",
     "CommandSpec",
     "canonical_command",
     "encode_command",
+    "is_probe",
     "parse_command",
 ]
 
@@ -42,6 +44,13 @@ class CommandSpec(msgspec.Struct, frozen=True, gc=False):
     source: Literal["guide", "gc4"] = "guide"
     echo_args: bool = True
     """False for log-in commands, whose arguments may hold a password: never shown in errors."""
+
+    @property
+    def is_probe(self) -> bool:
+        """A session probe (Hello, Beat): addressed to the client's own destination, answered
+        with the connector's status, and the only commands served while CUCM is out of service.
+        """
+        return self.target == "destination"
 
 
 _SPECS: tuple[CommandSpec, ...] = (
@@ -94,6 +103,14 @@ ALIASES: Mapping[str, str] = MappingProxyType(
     | {alias.lower(): name for alias, name in _EXTRA_ALIASES.items()}
 )
 """Lower-cased name or alias -> canonical spelling (lookups are case-insensitive)."""
+
+PROBES: frozenset[str] = frozenset(name for name, spec in COMMANDS.items() if spec.is_probe)
+"""Canonical names of the session probes (``Hello``, ``Beat``), taken from the table."""
+
+
+def is_probe(name: str) -> bool:
+    """Is ``name`` (any case, spaces around it, or an alias) a session probe?"""
+    return ALIASES.get(name.strip().lower()) in PROBES
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 _BAD_RE = re.compile(r"[,#|\x00-\x1f\x7f-\x9f]")

@@ -1,7 +1,8 @@
 """The connector emulator: a virtual CUCM behind the CUCM Connector's real wire protocol.
 
 ``front`` speaks the protocol (queue in, events out, faults); ``model`` is the telephony as a
-sans-IO state machine; ``directory`` holds extensions and licences.  ``Emulator`` wires them to
+sans-IO state machine; ``directory`` holds extensions and licences; ``scenario`` is the
+tests' view (history, one-shot faults, waiting).  ``Emulator`` wires them to
 a transport URL, and ``main`` is ``cucmconn emulate``.
 """
 
@@ -12,16 +13,22 @@ from .emulator import Emulator, EmulatorStats
 from .front import Faults, Front
 from .main import main
 from .model import Command, CucmModel, Output
+from .scenario import CommandRecord, EventRecord, Fault, Scenario, ScenarioTimeout
 
 __all__ = [
     "Command",
+    "CommandRecord",
     "CucmModel",
     "Directory",
     "Emulator",
     "EmulatorStats",
+    "EventRecord",
+    "Fault",
     "Faults",
     "Front",
     "Output",
+    "Scenario",
+    "ScenarioTimeout",
     "main",
     "parse_extensions",
 ]

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -20,9 +20,12 @@ import msgspec
 
 from ..errors import CommandError
 from ..transport import Transport, open_transport
+from ..transport import queue as queue_destination
 from .directory import DEFAULT_EXTENSIONS, Directory
 from .front import Faults, Front
 from .model import CucmModel
+from .scenario import CommandRecord, EventRecord, Fault, Scenario, Tap
+from .senders import SenderPolicy
 
 __all__ = ["Emulator", "EmulatorStats"]
 
@@ -58,6 +61,12 @@ class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
     inbound_placed: int
     inbound_no_agent: int
     inbound_abandoned: int
+    refused_sender: int = 0
+    """Commands refused: their sender did not own the reply destination (``require_sender``)."""
+    links_lost: int = 0
+    """Times the link to the broker dropped."""
+    reconnects: int = 0
+    """Times it was re-established (on a failover URL, possibly on another broker)."""
 
 
 class Emulator:
@@ -70,7 +79,16 @@ class Emulator:
     tests; TTLs and latency always use the wall clock.  ``transport`` replaces ``url`` with a
     transport built by the caller (it is closed on stop); ``transport_options`` go to
     ``open_transport``.  ``max_backlog`` bounds commands waiting to run; past it they are
-    answered PLEASE_RETRY.
+    answered PLEASE_RETRY.  ``require_sender`` refuses commands whose authenticated sender
+    (``JMSXUserID``) does not own the destination they would be answered on; ``owners`` (user
+    -> ActiveMQ topic patterns) replaces the default ownership rule (see ``senders.py``).
+
+    ``history`` > 0 turns on the scenario-control API for tests (``commands``, ``events``,
+    ``wait_for``, ``fail_next`` and the other one-shot faults): the last ``history`` commands
+    and events are kept.  Off (0) by default, so a load run pays nothing for it.  ``aliases``
+    shows correlation ids and client destinations in that history as ``c1``, ``client-1`` ...
+    (first appearance order), for snapshot-style assertions.  ``dial_out`` lets agents call
+    numbers outside the directory (customers): the call rings until ``answer`` or ``hangup``.
     """
 
     def __init__(
@@ -89,8 +107,17 @@ class Emulator:
         clock: Callable[[], float] | None = None,
         max_backlog: int = 10_000,
         transport: Transport | None = None,
+        history: int = 0,
+        aliases: bool = False,
+        dial_out: bool = False,
+        require_sender: bool = False,
+        owners: Mapping[str, Sequence[str]] | None = None,
         **transport_options: Any,
     ) -> None:
+        if history < 0:
+            raise ValueError(f"history must be >= 0, not {history!r}")
+        if owners is not None and not require_sender:
+            raise ValueError("owners only applies with require_sender=True")
         self._directory = Directory(extensions or DEFAULT_EXTENSIONS, licenses)
         self._clock = clock or time.time
         self._url = url
@@ -101,10 +128,18 @@ class Emulator:
             "queue_name": queue,
             "event_format": event_format,
             "max_backlog": max_backlog,
+            "senders": SenderPolicy(owners) if require_sender else None,
         }
         if event_format not in ("default", "json"):
             raise ValueError(f"event_format must be 'default' or 'json', not {event_format!r}")
-        self._model = CucmModel(self._directory, now=self._clock)
+        self._dial_out = dial_out
+        self._model = CucmModel(self._directory, now=self._clock, dial_out=dial_out)
+        self._queue = queue_destination(queue)
+        self._scenario = (
+            Scenario(history=history, event_format=event_format, clock=self._clock, aliases=aliases)
+            if history
+            else None
+        )
         self._front: Front | None = None
         self._traffic: asyncio.Task[None] | None = None
         self._inbound = {"placed": 0, "no_agent": 0, "abandoned": 0}
@@ -145,6 +180,8 @@ class Emulator:
         if self._front is not None:
             return
         transport = self._transport or open_transport(self._url, **self._transport_options)
+        if self._scenario is not None:
+            transport = Tap(transport, self._scenario, self._queue)
         # The front keeps wall-clock time: TTLs are absolute epoch ms set by real clients.
         front = Front(transport, self._model, faults=self._faults, **self._front_options)
         await front.start()
@@ -175,6 +212,16 @@ class Emulator:
         await front.submit(outputs)
         return cid
 
+    async def answer(self, connection_id: str) -> None:
+        """The party ``connection_id`` rings picks up: an agent at its phone (no command
+        involved), or the outside number an agent dialled (``dial_out``).
+
+        Clients see the same events as after AnswerCall, uncorrelated.  Raises CommandError
+        CF_INVALID_OBJECT_STATE when the call is gone or no longer ringing.
+        """
+        front = self._started()
+        await front.submit(self._model.answer(connection_id))
+
     async def hangup(self, connection_id: str, party: str | None = None) -> None:
         """``party`` (default: the customer) hangs up ``connection_id``; no-op if it is gone."""
         await self._started().submit(self._model.hangup(connection_id, party))
@@ -190,13 +237,127 @@ class Emulator:
         up so a stale id from before the restart never names a new call.
         """
         first = self._model.next_connection_id()
-        self._model = CucmModel(self._directory, now=self._clock, first_connection_id=first)
+        self._model = CucmModel(
+            self._directory, now=self._clock, first_connection_id=first, dial_out=self._dial_out
+        )
         if self._front is not None:
             self._front.restart(self._model)
 
     async def drain(self) -> None:
         """Wait until every command received so far has been answered."""
         await self._started().drain()
+
+    # -- scenario control (history > 0) -----------------------------------------------------
+
+    def _control(self) -> Scenario:
+        if self._scenario is None:
+            raise RuntimeError("scenario control is off: make the Emulator with history > 0")
+        return self._scenario
+
+    @property
+    def commands(self) -> tuple[CommandRecord, ...]:
+        """The commands received, oldest first (the last ``history`` entries)."""
+        return self._control().commands
+
+    @property
+    def events(self) -> tuple[EventRecord, ...]:
+        """The events sent (and those a fault withheld), oldest first."""
+        return self._control().events
+
+    def transcript(self, limit: int = 20) -> str:
+        """The last ``limit`` commands and events as text: what a failing test shows."""
+        return self._control().transcript(limit)
+
+    async def wait_for(
+        self,
+        command: str | None = None,
+        agent: str | None = None,
+        *,
+        args: Iterable[str] | None = None,
+        within: float = 5.0,
+    ) -> CommandRecord:
+        """Wait for a command (any spelling of its name) and return its record.
+
+        Returns the first match not returned by an earlier ``wait_for``, even one that arrived
+        before this call, once the emulator has answered everything received so far.  Raises
+        ScenarioTimeout (an AssertionError) showing the recent commands and events.
+        """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
+        control = self._control()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        record = await control.wait_for(command, agent, args=args, within=within)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.drain()
+        except TimeoutError:
+            pass  # seen but still queued (a delay fault, a slow broker): the record stands
+        return record
+
+    async def until(
+        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
+    ) -> None:
+        """Wait until ``check()`` holds (the application did something), re-checked on every
+        command and event and every few milliseconds; raises ScenarioTimeout showing the
+        recent commands and events otherwise.
+        """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
+        await self._control().until(check, within, f"expected {what}")
+
+    async def wait_for_event(
+        self,
+        event: str | None = None,
+        agent: str | None = None,
+        *,
+        state: str | None = None,
+        within: float = 5.0,
+    ) -> EventRecord:
+        """Wait for an event sent (class name, agent id, state/status/error code)."""
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
+        return await self._control().wait_for_event(event, agent, state=state, within=within)
+
+    def fail_next(
+        self,
+        command: str | None = None,
+        agent: str | None = None,
+        *,
+        code: str = "CF_INVALID_OBJECT_STATE",
+        times: int = 1,
+    ) -> Fault:
+        """The next matching command is refused ``<agent>#Error#<code>`` without running."""
+        return self._control().arm(Fault("fail", command, agent, code=code, times=times))
+
+    def delay_next(
+        self,
+        command: str | None = None,
+        agent: str | None = None,
+        *,
+        seconds: float,
+        times: int = 1,
+    ) -> Fault:
+        """The next matching command reaches the connector ``seconds`` late (TTL applies)."""
+        return self._control().arm(Fault("delay", command, agent, seconds=seconds, times=times))
+
+    def drop_next_answer(
+        self, command: str | None = None, agent: str | None = None, *, times: int = 1
+    ) -> Fault:
+        """The next matching command runs, but its correlated events are never sent."""
+        return self._control().arm(Fault("drop", command, agent, times=times))
+
+    def answer_next_twice(
+        self, command: str | None = None, agent: str | None = None, *, times: int = 1
+    ) -> Fault:
+        """The next matching command runs and each correlated event is sent twice."""
+        return self._control().arm(Fault("twice", command, agent, times=times))
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """Faults armed and not yet spent."""
+        return self._control().faults
+
+    def clear_faults(self) -> None:
+        """Disarm every fault not yet fired."""
+        self._control().disarm()
 
     def clients(self) -> Mapping[str, int]:
         """Commands received per client destination (most recent clients only)."""
@@ -237,6 +398,9 @@ class Emulator:
             inbound_placed=self._inbound["placed"],
             inbound_no_agent=self._inbound["no_agent"],
             inbound_abandoned=self._inbound["abandoned"],
+            refused_sender=count("refused_sender"),
+            links_lost=count("links_lost"),
+            reconnects=count("reconnects"),
         )
 
     # -- inbound traffic ---------------------------------------------------------------------

@@ -7,6 +7,12 @@ execute it late), turn malformed input into ``PLEASE_RETRY`` without ever crashi
 faults (latency, dropped / duplicated / reordered events).  The call model behind it is
 swappable: the front only needs ``handle(Command) -> list[Output]``.
 
+With a :class:`~cucmconn.emulator.senders.SenderPolicy` (``cucmconn emulate --require-sender``)
+it also refuses a command whose authenticated sender (``JMSXUserID``, stamped by a broker with
+``populateJMSXUserID``) does not own the destination it would be answered on: the command is
+not executed and nothing is sent there, not even an error; the refusal is logged (at most once
+a second, with a count) and counted as ``refused_sender``.
+
 Hand-written because no library emulates a JMS request/reply service over STOMP.  One worker
 task drains one FIFO, so the events of each command leave in the order the model produced them
 and commands execute in arrival order, as on the single-threaded connector.  The FIFO is
@@ -30,12 +36,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..codec import encode_event
-from ..codec.commands import ALIASES, parse_command
+from ..codec.commands import ALIASES, is_probe, parse_command
 from ..codec.events import ErrorEvent, Event, SystemStatus
 from ..codec.text import decode_text
 from ..errors import ConnectorError, ProtocolError
 from ..transport.base import Message, Transport, queue, topic
 from .model import Command, Output
+from .senders import USER_HEADER, SenderPolicy
 
 __all__ = ["CallModel", "Faults", "Front", "FrontCounters"]
 
@@ -47,9 +54,12 @@ MAX_HEADER = 512
 MAX_TRACKED_CLIENTS = 10_000
 MAX_OVERLOAD_ANSWERS = 10_000
 """PLEASE_RETRY answers waiting to be sent for shed commands; past this, shedding is silent."""
+REFUSAL_LOG_INTERVAL = 1.0
+"""Seconds between two log lines about refused senders (a flood must not flood the log)."""
 
 _EMPTY_TARGET = re.compile(r"\s*([A-Za-z0-9_]+)\s*#\s*")
 _SAFE_TARGET = re.compile(r"[A-Za-z0-9_.:@/-]{1,128}")
+_SAFE_NAME = re.compile(r"\s*([A-Za-z_]{1,32})\s*")
 _DESTINATION = re.compile(r"/(topic|queue|temp-topic|temp-queue)/[^\x00-\x1f\x7f]{1,250}")
 
 
@@ -108,6 +118,43 @@ class FrontCounters:
     """Of those, how many could not even be answered (no reply path, or a flood)."""
     restarts: int = 0
     lost_in_restart: int = 0
+    links_lost: int = 0
+    """Times the link to the broker dropped (the transport reconnects on its own)."""
+    reconnects: int = 0
+    """Times it came back; each is logged, so a "connection lost" line always gets its end."""
+    refused_sender: int = 0
+    """Commands refused because their sender (``JMSXUserID``) does not own the destination
+    they would be answered on: not executed, not answered (``--require-sender``)."""
+
+
+class _LinkLog:
+    """The transport's listener: counts lost links and logs the reconnect that ends each one.
+
+    The transport logs "connection ... lost" itself; without this the emulator's log never said
+    that it was serving again, nor on which broker of a failover list.  WARNING like the loss,
+    so the pair shows up under the default logging of ``cucmconn emulate``.
+    """
+
+    def __init__(self, transport: Transport, counters: FrontCounters) -> None:
+        self._transport = transport
+        self._counters = counters
+        self._lost_at: float | None = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._counters.links_lost += 1
+        self._lost_at = time.monotonic()
+
+    def connection_restored(self) -> None:
+        self._counters.reconnects += 1
+        lost_at, self._lost_at = self._lost_at, None
+        after = f" after {time.monotonic() - lost_at:.1f} s" if lost_at is not None else ""
+        endpoint = getattr(self._transport, "endpoint", None) or self._transport.display_url
+        log.warning(
+            "emulator reconnected to %s%s; serving the command queue again "
+            "(commands sent meanwhile may have expired or gone to another connector)",
+            endpoint,
+            after,
+        )
 
 
 class _Outbound:
@@ -136,6 +183,7 @@ class Front:
         faults: Faults | None = None,
         max_backlog: int = 10_000,
         clock: Callable[[], float] = time.time,
+        senders: SenderPolicy | None = None,
     ) -> None:
         if event_format not in ("default", "json"):
             raise ValueError(f"event_format must be 'default' or 'json', not {event_format!r}")
@@ -158,6 +206,9 @@ class Front:
         self._overload: deque[tuple[str | None, str | None, str]] = deque()
         self._clients: OrderedDict[str, int] = OrderedDict()
         self._verdicts: dict[str, bool] = {}  # destination -> routable?
+        self.senders = senders
+        self._refusal_logged_at = -REFUSAL_LOG_INTERVAL
+        self._refusals_unlogged = 0
 
     def __repr__(self) -> str:
         return (
@@ -179,6 +230,7 @@ class Front:
     async def start(self) -> None:
         if not self.transport.connected:
             await self.transport.connect()
+        self.transport.set_listener(_LinkLog(self.transport, self.counters))
         # Subscribe first: commands arriving before the worker starts simply wait in the inbox.
         self._subscription = await self.transport.subscribe(self.queue, self._on_message)
         self._worker = asyncio.get_running_loop().create_task(
@@ -236,6 +288,10 @@ class Front:
         if self._queued < self.max_backlog:
             self._queued += 1
             self._inbox.append((self._clock() + self.faults.latency, message))
+        elif (reply_to := message.reply_to) is not None and not self._sender_owns(
+            message, reply_to
+        ):
+            return  # even a PLEASE_RETRY must not go to a topic its sender does not own
         elif len(self._overload) < MAX_OVERLOAD_ANSWERS:
             self.counters.shed += 1  # answered PLEASE_RETRY, as an overloaded connector does
             self._overload.append(_overload_answer(message))
@@ -338,6 +394,8 @@ class Front:
             self.counters.malformed += 1
             self.counters.unroutable += 1
             return None
+        if reply_to is not None and not self._sender_owns(message, reply_to):
+            return None
         jms_type = message.jms_type
         try:
             if len(message.body) > MAX_BODY or len(jms_type) > MAX_HEADER:
@@ -346,7 +404,37 @@ class Front:
         except ProtocolError:
             self.counters.malformed += 1
             return self._reject_malformed(message, reply_to)
-        return Command(name, target, args, self._requester(reply_to, name, target, args))
+        requester = self._requester(reply_to, name, target, args)
+        if reply_to is None and requester is not None and not self._sender_owns(message, requester):
+            return None  # the topic named at Hello/Login is checked like a reply-to
+        return Command(name, target, args, requester)
+
+    def _sender_owns(self, message: Message, destination: str) -> bool:
+        """True when no sender check is on, or the authenticated sender owns ``destination``;
+        otherwise the refusal is counted and (rate-limited) logged."""
+        senders = self.senders
+        if senders is None:
+            return True
+        user = message.headers.get(USER_HEADER)
+        if senders.owns(user, destination):
+            return True
+        self.counters.refused_sender += 1
+        now = time.monotonic()
+        if now - self._refusal_logged_at < REFUSAL_LOG_INTERVAL:
+            self._refusals_unlogged += 1
+            return False
+        more, self._refusals_unlogged = self._refusals_unlogged, 0
+        self._refusal_logged_at = now
+        name = _SAFE_NAME.fullmatch(message.jms_type.partition("#")[0])
+        log.warning(
+            "refused %s on %r from sender %r: it does not own %r (not executed, not answered)%s",
+            name.group(1) if name else "a command",
+            _echo_target(message),
+            (user or "(none)")[:64],
+            destination[:128],
+            f"; {more} more refused since the last report" if more else "",
+        )
+        return False
 
     def _requester(
         self, reply_to: str | None, name: str, target: str, args: Sequence[str]
@@ -448,7 +536,7 @@ def _echo_target(message: Message) -> str:
 
 def _refused(command: Command, outputs: list[Output]) -> bool:
     """Was this the model's "CUCM is down" answer to a command other than Hello/Beat?"""
-    if len(outputs) != 1 or command.name.lower() in ("hello", "beat"):
+    if len(outputs) != 1 or is_probe(command.name):
         return False
     event = outputs[0].event
     return isinstance(event, SystemStatus) and not event.in_service
@@ -469,7 +557,7 @@ def _parse(jms_type: str, body: str) -> tuple[str, str, tuple[str, ...]]:
         return parse_command(jms_type, body)
     except ProtocolError:
         match = _EMPTY_TARGET.fullmatch(jms_type)
-        if match is None or match.group(1).lower() in ("hello", "beat"):
+        if match is None or is_probe(match.group(1)):
             raise
         name = match.group(1)
         return ALIASES.get(name.lower(), name), "", ()

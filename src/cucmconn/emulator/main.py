@@ -13,11 +13,13 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import ConnectorError
 from ..transport.url import redact_url
 from .directory import DEFAULT_EXTENSIONS, parse_extensions
 from .emulator import Emulator
+from .senders import load_owners
 
 __all__ = ["build_parser", "main"]
 
@@ -44,6 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--inbound-rate", type=float, default=0.0, help="customer calls per second (0: none)"
     )
     parser.add_argument("--stats-every", type=float, default=0.0, help="log stats every N s")
+    parser.add_argument(
+        "--require-sender",
+        action="store_true",
+        help=(
+            "refuse a command whose authenticated sender (JMSXUserID, set by a broker with "
+            "populateJMSXUserID) does not own its reply topic: the topic is the user's name or "
+            "starts with '<user>.'; for a broker with authentication (cucmconn broker start "
+            "--secure), never on an open one"
+        ),
+    )
+    parser.add_argument(
+        "--owners",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=(
+            'with --require-sender: JSON {"user": ["topic pattern", ...]} replacing that rule '
+            "(ActiveMQ wildcards * and >); the users file of broker start --secure also works"
+        ),
+    )
     return parser
 
 
@@ -59,10 +81,13 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         licenses=args.licenses,
         event_format=args.format,
         latency=args.latency,
+        require_sender=args.require_sender,
+        owners=args.owners_map,
     ) as emulator:
+        checked = ", sender checked" if args.require_sender else ""
         print(
             f"emulator on {redact_url(args.url)} queue {args.queue}, extensions "
-            f"{args.extensions}, format {args.format}; Ctrl-C to stop",
+            f"{args.extensions}, format {args.format}{checked}; Ctrl-C to stop",
             file=sys.stderr,
             flush=True,
         )
@@ -87,6 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--licenses must be >= 0")
     if args.latency < 0 or args.inbound_rate < 0:
         parser.error("--latency and --inbound-rate must be >= 0")
+    args.owners_map = None
+    if args.owners is not None:
+        if not args.require_sender:
+            parser.error("--owners applies only with --require-sender")
+        try:
+            args.owners_map = load_owners(args.owners)
+        except ValueError as exc:
+            parser.error(str(exc))
     try:
         asyncio.run(_serve(args, asyncio.Event()))
     except KeyboardInterrupt:

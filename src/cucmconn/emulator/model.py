@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
+from ..codec.commands import PROBES
 from ..codec.events import (
     AgentInfo,
     AgentState,
@@ -65,6 +66,7 @@ MAX_KNOWN_CLIENTS = 10_000
 """Client destinations remembered for outage broadcasts (least recently heard from go first)."""
 
 _PARTY_RE = re.compile(r"[^,#|\s\x00-\x1f\x7f-\x9f]{1,64}")
+_PROBE_KEYS = frozenset(probe.lower() for probe in PROBES)  # handler keys are lower-cased names
 
 
 class Command(NamedTuple):
@@ -203,20 +205,23 @@ class CucmModel:
         now: Callable[[], float] = time.time,
         first_connection_id: int = FIRST_CONNECTION_ID,
         max_known_clients: int = MAX_KNOWN_CLIENTS,
+        dial_out: bool = False,
     ) -> None:
         self.directory = directory or Directory()
         self._now = now
         self._stamp: tuple[int, str] = (-1, "")  # (second, its text): formatting is not free
         self._cids = itertools.count(first_connection_id)
         self._max_clients = max_known_clients
+        self.dial_out = dial_out
+        """MakeCall (transfer, consult) to a number outside the directory rings that outside
+        number (a customer) instead of failing INVALID_PARTY."""
         self._in_service = True
         self._agents: dict[str, AgentRecord] = {}
         self._calls: dict[str, CallRecord] = {}
         self._clients: OrderedDict[str, None] = OrderedDict()
         self._free = _FreeAgents()
         self._handlers: dict[str, Callable[[Command, _Emit], None]] = {
-            "hello": self._hello,
-            "beat": self._hello,
+            **{probe.lower(): self._hello for probe in PROBES},
             "login": self._login,
             "logout": self._logout,
             "getstate": self._get_state,
@@ -281,7 +286,7 @@ class CucmModel:
         name = command.name.strip().lower()
         if command.requester is not None:
             self._remember(command.requester)
-        if not self._in_service and name not in ("hello", "beat"):
+        if not self._in_service and name not in _PROBE_KEYS:
             return [Output(command.requester, SystemStatus(OUT_OF_SERVICE), True)]
         handler = self._handlers.get(name)
         emit = _Emit(self, command.target or None, command.requester)
@@ -404,14 +409,18 @@ class CucmModel:
         call = self._call_of(agent, command, 0)
         if call.ringing != agent.extension or self._busy(agent, besides=call):
             raise _Reject("CF_INVALID_OBJECT_STATE")
+        self._pick_up(call, agent.extension, emit)
+
+    def _pick_up(self, call: CallRecord, party: str, emit: _Emit) -> None:
+        """The ringing ``party`` answers: every leg still setting up becomes ACTIVE."""
         call.ringing = None
-        for party, state in call.legs.items():
+        for other, state in call.legs.items():
             if state in (INITIATED, ALERTING):
-                call.legs[party] = ACTIVE
-        emit.dialog(agent.extension, ACTIVE, call, call.participants)
-        for party in call.legs:
-            if party != agent.extension:
-                emit.dialog(party, call.legs[party], call, call.participants)
+                call.legs[other] = ACTIVE
+        emit.dialog(party, ACTIVE, call, call.participants)
+        for other in call.legs:
+            if other != party:
+                emit.dialog(other, call.legs[other], call, call.participants)
 
     def _hold(self, command: Command, emit: _Emit) -> None:
         agent = self._owned(command, emit)
@@ -564,6 +573,28 @@ class CucmModel:
             emit.dialog(caller, ALERTING, call, call.participants)
         return call.connection_id, emit.settle()
 
+    def answer(self, connection_id: str) -> list[Output]:
+        """The party a call rings picks up: an agent at its phone (not through the connector),
+        or the outside number an agent dialled (``dial_out``).
+
+        The same events as an ``AnswerCall`` command, all uncorrelated (each to the topic of
+        the destination that logged its party in).  Raises CommandError
+        CF_INVALID_OBJECT_STATE when the call is gone or no longer ringing, or when the agent
+        is busy on another call.
+        """
+        call = self._calls.get(connection_id)
+        ringing = call.ringing if call is not None else None
+        agent = self._agents.get(ringing) if ringing is not None else None
+        if (
+            call is None
+            or ringing is None
+            or (agent is not None and self._busy(agent, besides=call))
+        ):
+            raise CommandError("CF_INVALID_OBJECT_STATE", connection_id, "the call is not ringing")
+        emit = _Emit(self, None, None)
+        self._pick_up(call, ringing, emit)
+        return emit.settle()
+
     def hangup(self, connection_id: str, party: str | None = None) -> list[Output]:
         """``party`` (default: the call's first party without an agent) hangs up."""
         call = self._calls.get(connection_id)
@@ -657,7 +688,8 @@ class CucmModel:
     def _callee(self, command: Command, index: int, caller: str) -> str:
         value = command.args[index] if index < len(command.args) else ""
         other = self._extension_arg(value)
-        self._check_reachable(other, caller)
+        if not (self.dial_out and other != caller and other not in self.directory):
+            self._check_reachable(other, caller)
         return other
 
     def _check_reachable(self, other: str, caller: str) -> None:

@@ -23,8 +23,10 @@ Shortcomings that remain (use ``stomp://`` when they matter):
   header names and accepts 100 MiB bodies;
 - it sends heart-beats but never checks the broker's, so a half-open link goes unnoticed until
   TCP gives up (minutes);
-- no flow control: its protocol ignores ``pause_writing``; ``send`` here polls the socket's
-  write buffer instead, a coarser bound;
+- no flow control of its own: its protocol ignores ``pause_writing``; the adapter's reader
+  hooks it, so ``send`` waits while the broker does not read (and honours its deadline);
+- one write per frame, no coalescing: the adapter sets TCP_NODELAY and re-arms TCP_QUICKACK on
+  its socket (``tcp.py``) for sequential latency, but cannot batch a turn's frames;
 - it escapes CONNECT header values, so a passcode holding ``:`` or ``\\`` reaches the
   broker mangled;
 - STOMP 1.1 only, one broker (no failover list), one task per received message, and the adapter
@@ -48,6 +50,7 @@ from aiostomp.errors import ExceededRetryCount, StompError
 from ..codec.text import encode_text
 from ..errors import BrokerError, ConnectionLost, TransportError
 from .base import Message, MessageHandler, TransportListener, expires_at, send_headers
+from .tcp import set_quickack, tune_socket
 from .url import TransportURL
 
 __all__ = ["AiostompTransport"]
@@ -56,7 +59,6 @@ log = logging.getLogger("cucmconn.transport.aiostomp")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _MAX_LOGGED_KINDS = 64
-_POLL = 0.005  # s between write-buffer checks while the socket is congested
 
 
 @dataclass
@@ -68,6 +70,36 @@ class _Stats:
     handler_errors: int = 0
     broker_errors: int = 0
     sender_waits: int = 0
+    send_timeouts: int = 0
+    flow_control_pauses: int = 0
+
+
+class _Reader(StompReader):  # type: ignore[misc]  # aiostomp ships no type information
+    """aiostomp's protocol plus what it lacks: socket tuning, TCP_QUICKACK re-armed on each
+    read, and ``pause_writing``/``resume_writing`` reported to the adapter."""
+
+    def __init__(self, adapter: AiostompTransport, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._adapter = adapter
+        self._sock: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        # As the native transport: asyncio pauses us as soon as the kernel refuses bytes, so a
+        # frame waits in ``send`` (where its deadline holds), not in asyncio's buffer.
+        transport.set_write_buffer_limits(high=0, low=0)
+        self._sock = tune_socket(transport) if self._adapter.tcp_quickack else None
+        super().connection_made(transport)  # writes CONNECT
+
+    def data_received(self, data: bytes) -> None:
+        if self._sock is not None:
+            set_quickack(self._sock)
+        super().data_received(data)
+
+    def pause_writing(self) -> None:
+        self._adapter._on_pause(self)
+
+    def resume_writing(self) -> None:
+        self._adapter._on_resume(self)
 
 
 class _Protocol(StompProtocol):  # type: ignore[misc]  # aiostomp ships no type information
@@ -83,7 +115,8 @@ class _Protocol(StompProtocol):  # type: ignore[misc]  # aiostomp ships no type 
 
     async def connect(self, username: str | None = None, password: str | None = None) -> None:
         def make_reader() -> StompReader:
-            reader = StompReader(
+            reader = _Reader(
+                self._adapter,
                 self._handler,
                 username=username,
                 password=password,
@@ -149,9 +182,11 @@ class AiostompTransport:
         self.prefetch = int(opts.pop("prefetch", 1000))
         self.connect_timeout = float(opts.pop("connect_timeout", 10.0))
         self.receipt_timeout = float(opts.pop("receipt_timeout", 5.0))
-        self.send_buffer_limit = int(opts.pop("send_buffer_limit", 1024 * 1024))
+        # Accepted for old URLs; the adapter now waits whenever the broker stops reading.
+        opts.pop("send_buffer_limit", None)
         self.reconnect = str(opts.pop("reconnect", "true")).lower() in _TRUE
         self.body_encoding = str(opts.pop("body_encoding", "cesu-8"))
+        self.tcp_quickack = str(opts.pop("tcp_quickack", "true")).lower() in _TRUE
         encode_text("", self.body_encoding)  # an unknown encoding fails here, not at first send
         opts.pop("cafile", None)
         opts.pop("verify", None)
@@ -170,6 +205,10 @@ class AiostompTransport:
         self._logged_kinds: set[type[BaseException]] = set()
         self._closing = False
         self._last_error: OSError | None = None
+        self._paused_reader: Any = None  # the reader asyncio paused, while paused
+        self._writable: asyncio.Event | None = None
+        self._held_total = 0.0
+        self._held_since: float | None = None
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -184,8 +223,23 @@ class AiostompTransport:
     def __repr__(self) -> str:
         return f"AiostompTransport({self.display_url!r}, connected={self._up})"
 
-    def stats(self) -> dict[str, int]:
-        return asdict(self._stats)
+    @property
+    def write_blocked(self) -> bool:
+        """True while asyncio has paused our writing (the broker does not read)."""
+        return self._paused_reader is not None and self._paused_reader is self._reader
+
+    @property
+    def flow_control_held(self) -> float:
+        """Seconds spent with writing blocked by the broker, in total (the current block too)."""
+        since = self._held_since
+        if since is None:
+            return self._held_total
+        return self._held_total + (asyncio.get_running_loop().time() - since)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = asdict(self._stats)
+        out["flow_control_held"] = round(self._held_total, 3)
+        return out
 
     def set_listener(self, listener: TransportListener | None) -> None:
         self._listener = listener
@@ -252,7 +306,13 @@ class AiostompTransport:
         ttl: float | None = None,
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> None:
+        """One SEND without ``content-length``; waits while the broker does not read.
+
+        ``deadline`` (``loop.time()`` seconds): TimeoutError, nothing written, when it passes
+        first.  Cancelled, nothing is written.
+        """
         out = send_headers(
             headers,
             jms_type=jms_type,
@@ -264,7 +324,12 @@ class AiostompTransport:
         data = encode_text(body, self.body_encoding)
         if b"\x00" in data:
             raise ValueError("a text body cannot contain NUL (it would end the STOMP frame)")
-        await self._wait_writable()
+        if self.write_blocked or not self._up:
+            await self._wait_writable(deadline)
+        if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+            self._stats.send_timeouts += 1
+            raise TimeoutError(f"{self.display_url}: send deadline passed before writing")
+        self._require_client()
         assert self._client is not None
         # The whole point of this adapter: no content-length, so ActiveMQ makes a TextMessage.
         self._client.send(destination, data, headers=out, send_content_length=False)
@@ -326,17 +391,46 @@ class AiostompTransport:
             raise ConnectionLost(f"{self.display_url}: not connected")
         return self._client
 
-    async def _wait_writable(self) -> None:
-        """Poll the socket buffer: aiostomp's protocol has no pause_writing to hook."""
+    async def switch_broker(self, reason: str) -> bool:
+        """Always False: aiostomp:// takes exactly one broker."""
+        return False
+
+    async def _wait_writable(self, deadline: float | None) -> None:
+        """Wait until asyncio resumes our writing (or the deadline: TimeoutError)."""
         while True:
             self._require_client()
-            transport = getattr(self._reader, "_transport", None)
-            if transport is None:
-                raise ConnectionLost(f"{self.display_url}: not connected")
-            if transport.get_write_buffer_size() < self.send_buffer_limit:
+            if not self.write_blocked:
                 return
             self._stats.sender_waits += 1
-            await asyncio.sleep(_POLL)
+            if self._writable is None:
+                self._writable = asyncio.Event()
+            self._writable.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._writable.wait()
+            except TimeoutError:
+                self._stats.send_timeouts += 1
+                raise TimeoutError(
+                    f"{self.display_url}: link blocked by the broker until the send deadline"
+                ) from None
+
+    def _on_pause(self, reader: Any) -> None:
+        self._paused_reader = reader
+        self._stats.flow_control_pauses += 1
+        if self._held_since is None:
+            self._held_since = asyncio.get_running_loop().time()
+
+    def _on_resume(self, reader: Any) -> None:
+        if self._paused_reader is reader:
+            self._paused_reader = None
+        self._end_hold()
+
+    def _end_hold(self) -> None:
+        since, self._held_since = self._held_since, None
+        if since is not None:
+            self._held_total += asyncio.get_running_loop().time() - since
+        if self._writable is not None:
+            self._writable.set()
 
     async def _request_receipt(self, receipt: str, write: Callable[[], None], wait: float) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -404,6 +498,8 @@ class AiostompTransport:
         if not self._up:  # aiostomp reports one loss twice (EOF, then the close)
             return
         self._up = False
+        self._paused_reader = None
+        self._end_hold()  # wakes blocked senders: they fail with ConnectionLost
         lost = ConnectionLost(f"connection to {self.display_url} lost: {exc or 'closed'}")
         for waiter in self._receipts.values():
             if not waiter.done():

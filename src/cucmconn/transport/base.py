@@ -168,6 +168,19 @@ class Transport(Protocol):
     def connected(self) -> bool: ...
 
     @property
+    def write_blocked(self) -> bool:
+        """True while the peer does not take what we write (asyncio's ``pause_writing``, a
+        broker's producer flow control): sends wait.  Lets the layer above tell a throttled
+        link from a dead connector (its own keep-alive may be stuck behind the block)."""
+        ...
+
+    @property
+    def flow_control_held(self) -> float:
+        """Total seconds this transport has spent with writing blocked by the peer, the
+        current block included; for ``stats()`` and logs of the layer above."""
+        ...
+
+    @property
     def display_url(self) -> str:
         """The URL with any credentials removed, for logs and reprs."""
         ...
@@ -189,8 +202,16 @@ class Transport(Protocol):
         ttl: float | None = None,
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> None:
-        """Send a text message; waits while the transport's bounded send buffer is full."""
+        """Send a text message; waits while the transport's bounded send buffer is full.
+
+        ``deadline`` is in ``loop.time()`` seconds (None: no deadline).  The frame is never
+        handed to the socket after it: if it passes while the send waits for the link to
+        become writable, ``TimeoutError`` is raised and nothing of the frame was written, and a
+        frame held in the transport's own buffer past it is dropped.  What was already handed
+        to the OS is out of the transport's hands.  A cancelled send writes nothing.
+        """
 
     async def subscribe(
         self, destination: str, handler: MessageHandler, *, prefetch: int = 1000
@@ -198,5 +219,15 @@ class Transport(Protocol):
         """Subscribe and return the subscription id; kept across reconnects."""
 
     async def unsubscribe(self, subscription_id: str) -> None: ...
+
+    async def switch_broker(self, reason: str) -> bool:
+        """Drop the current link and reconnect starting with the next broker of a failover
+        list (``reason`` is logged): for a connector that answers on another broker.
+
+        The listener hears ``connection_lost`` then, once a broker accepted us,
+        ``connection_restored``, as on any reconnect.  Returns False and does nothing when the
+        transport has one broker (or is not connected); True once the old link is down.
+        """
+        ...
 
     def set_listener(self, listener: TransportListener | None) -> None: ...

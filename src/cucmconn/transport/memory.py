@@ -194,6 +194,11 @@ class MemoryTransport:
         self._subs: dict[str, _Subscription] = {}
         self._ids = itertools.count(1)
         self._listener: TransportListener | None = None
+        self._held = False  # simulate_flow_control(True)
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._held_total = 0.0
+        self._held_since: float | None = None
 
     @property
     def broker(self) -> MemoryBroker:
@@ -206,6 +211,19 @@ class MemoryTransport:
     @property
     def display_url(self) -> str:
         return f"memory://{self._broker.name}"
+
+    @property
+    def write_blocked(self) -> bool:
+        """True while sends would wait: the broker's queue is full, or flow control is being
+        simulated (:meth:`simulate_flow_control`)."""
+        return self._held or self._broker.congested
+
+    @property
+    def flow_control_held(self) -> float:
+        """Seconds spent with writing blocked, in total (waits for broker space included)."""
+        since = self._held_since
+        now = time.monotonic()
+        return self._held_total + (now - since if since is not None else 0.0)
 
     def __repr__(self) -> str:
         return f"MemoryTransport({self.display_url!r}, connected={self._connected})"
@@ -230,7 +248,10 @@ class MemoryTransport:
         ttl: float | None = None,
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> None:
+        """Publish to the in-process broker; waits (never past ``deadline``, in
+        ``loop.time()`` seconds: TimeoutError, nothing published) while writing is blocked."""
         out = send_headers(
             headers,
             jms_type=jms_type,
@@ -241,9 +262,38 @@ class MemoryTransport:
         )
         if not self._connected:
             raise TransportError(f"{self.display_url}: not connected")
-        if self._broker.congested:
-            await self._broker.wait_for_space()
+        if self._held or self._broker.congested:
+            await self._wait_writable(deadline)
+        if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+            raise TimeoutError(f"{self.display_url}: send deadline passed")
         self._broker.publish(destination, body.encode("utf-8"), out)
+
+    async def _wait_writable(self, deadline: float | None) -> None:
+        started = time.monotonic()
+        fresh_hold = self._held_since is None
+        if fresh_hold:
+            self._held_since = started
+        try:
+            async with asyncio.timeout_at(deadline):
+                while self._held or self._broker.congested:
+                    if self._held:
+                        await self._writable.wait()
+                    else:
+                        await self._broker.wait_for_space()
+                    if not self._connected:
+                        raise TransportError(f"{self.display_url}: not connected")
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.display_url}: writing blocked until the send deadline"
+            ) from None
+        finally:
+            if fresh_hold and self._held_since == started and not self._held:
+                self._held_total += time.monotonic() - started
+                self._held_since = None
+
+    async def switch_broker(self, reason: str) -> bool:
+        """Always False: an in-process broker has no other broker to switch to."""
+        return False
 
     async def subscribe(
         self, destination: str, handler: MessageHandler, *, prefetch: int = 1000
@@ -272,6 +322,22 @@ class MemoryTransport:
             self._broker.unsubscribe(sub)
         if self._listener is not None:
             self._listener.connection_lost(exc or ConnectionResetError("simulated disconnect"))
+
+    def simulate_flow_control(self, blocked: bool) -> None:
+        """Behave as a broker applying producer flow control: while ``blocked``, sends wait
+        (and time out at their deadlines) and ``write_blocked`` is True."""
+        if blocked == self._held:
+            return
+        self._held = blocked
+        if blocked:
+            self._writable.clear()
+            if self._held_since is None:
+                self._held_since = time.monotonic()
+        else:
+            self._writable.set()
+            if self._held_since is not None:
+                self._held_total += time.monotonic() - self._held_since
+                self._held_since = None
 
     def simulate_reconnect(self) -> None:
         """Behave as a completed reconnect: resubscribe, then tell the listener."""

@@ -1,0 +1,36 @@
+"""``cucmconn.testing``: test an application built on cucmconn without a Cisco lab.
+
+The pytest plugin (installed with cucmconn, module ``pytest_cucmconn``) gives the fixtures
+``connector``, ``cucmconn_client`` and ``cucmconn_client_factory``; this package is what they
+are made of, usable without pytest too (``async with open_connector() as connector``).  See
+docs/testing.md.
+"""
+
+from __future__ import annotations
+
+from ..emulator import CommandRecord, EventRecord, Fault, ScenarioTimeout
+from .connector import (
+    DETERMINISTIC_EPOCH,
+    CallHandle,
+    CallState,
+    ClientFactory,
+    Connector,
+    ConnectorOptions,
+    ManualClock,
+    open_connector,
+)
+
+__all__ = [
+    "DETERMINISTIC_EPOCH",
+    "CallHandle",
+    "CallState",
+    "ClientFactory",
+    "CommandRecord",
+    "Connector",
+    "ConnectorOptions",
+    "EventRecord",
+    "Fault",
+    "ManualClock",
+    "ScenarioTimeout",
+    "open_connector",
+]

@@ -12,7 +12,7 @@ from aiohttp import test_utils
 from click_to_dial import make_app
 
 from cucmconn import Client
-from cucmconn.testing import Connector
+from cucmconn.testing import ClientFactory, Connector
 
 HttpClient = test_utils.TestClient[Any, Any]  # (an alias: pytest would collect Test* names)
 
@@ -61,7 +61,7 @@ async def test_a_refused_call_is_409_with_the_connectors_code_and_advice(
 
 
 async def test_no_answer_from_the_connector_is_504(
-    connector: Connector, cucmconn_client_factory: Any
+    connector: Connector, cucmconn_client_factory: ClientFactory
 ) -> None:
     impatient = await cucmconn_client_factory(ttl=0.5)
     async with test_utils.TestClient(test_utils.TestServer(make_app(impatient))) as http:

@@ -22,13 +22,14 @@ from ..errors import ConnectorError, MissingExtra, TransportError
 
 try:  # rich is the 'cli' extra: without it, one line naming the extra instead of a traceback
     from rich.logging import RichHandler
+    from rich.markup import escape
 except ModuleNotFoundError as _exc:
     raise SystemExit(f"cucmconn: {MissingExtra('cli', 'the command line')}") from _exc
 
 from ..broker.cli import main as broker_main
 from ..client import loop as loops
 from ..emulator.main import main as emulator_main
-from . import demo, load, send, watch
+from . import demo, load, probe, replay, send, watch
 from .common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (demo, load, watch, send):
+    for module in (demo, load, watch, send, replay, probe):
         sub = module.add_parser(commands)
         add_global_options(sub)
     commands.add_parser(
@@ -156,26 +157,27 @@ async def _dispatch(args: argparse.Namespace) -> int:
     try:
         return await handler(args)
     except CannotConnect as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return EXIT_USAGE
     except TransportError as exc:
-        console.print(f"[red]error:[/] cannot reach the broker: {exc}")
+        console.print(f"[red]error:[/] cannot reach the broker: {escape(str(exc))}")
         return EXIT_USAGE
     except ConnectorError as exc:  # before OSError: CommandTimeout is also a TimeoutError
-        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        console.print(f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))}")
         return EXIT_FAILED
     except OSError as exc:
-        console.print(f"[red]error:[/] cannot reach the broker: {exc}")
+        console.print(f"[red]error:[/] cannot reach the broker: {escape(str(exc))}")
         return EXIT_USAGE
     except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return EXIT_USAGE
 
 
 def _run(coro: Coroutine[Any, Any, int], loop: str) -> int:
     if loop == "uvloop" and loops.loop_factory(True) is None:
         coro.close()
-        stderr_console().print(f"[red]error:[/] {MissingExtra('uvloop', '--loop uvloop')}")
+        message = escape(str(MissingExtra("uvloop", "--loop uvloop")))  # keep its [uvloop]
+        stderr_console().print(f"[red]error:[/] {message}")
         return EXIT_USAGE
     return loops.run(coro, use_uvloop=loop != "asyncio")
 

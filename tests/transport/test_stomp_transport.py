@@ -987,3 +987,33 @@ async def test_priority_backup_returns_to_the_priority_broker_when_it_comes_back
     await transport.send(destination, "back on A")
     await _until(lambda: got == [b"on B", b"back on A"], what="delivery back on A")
     assert _stats(transport)["broker_switches"] == 1
+
+
+@pytest.mark.activemq
+async def test_after_switch_broker_priority_backup_does_not_pull_the_link_back(
+    activemq: Any, closing: list[Any]
+) -> None:
+    """The caller switched because its connector is not on the priority broker: the transport
+    must not return there on its own (it would flap), until a link is lost for another reason."""
+    first = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    second = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    closing.extend([first, second])
+    url = (
+        f"failover:({first.url()},{second.url()})?randomize=false&priorityBackup=true"
+        "&initialReconnectDelay=20&maxReconnectDelay=50"
+    )
+    transport = open_transport(url)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    assert await transport.switch_broker("the connector is on the backup") is True
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the switch")
+    assert transport.endpoint == f"stomp://127.0.0.1:{second.port}"
+    await asyncio.sleep(1.0)  # ~20 priority probes' worth of time at these delays
+    assert transport.endpoint == f"stomp://127.0.0.1:{second.port}"
+    assert recorder.kinds == ["lost", "restored"]
+    second.cut(refuse=True)  # an ordinary loss: the priority broker comes first again
+    await _until(lambda: recorder.kinds == ["lost", "restored"] * 2, what="the reconnect")
+    assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"

@@ -12,6 +12,7 @@ import contextlib
 import sys
 
 import cucmconn
+from cucmconn import DialogState
 
 
 async def main(url: str = "memory://") -> None:
@@ -31,9 +32,15 @@ async def main(url: str = "memory://") -> None:
         print(f"consulting {expert.extension} on call {consult.connection_id}")
         await expert.answer(ringing.connection_id)
 
-        # The agent drops out; the customer now talks to the expert on the first call.
+        # The agent drops out; the customer now talks to the expert on the first call.  The
+        # expert learns it from its own event: watch for it before the transfer, await it after.
+        joined = expert.wait_for(
+            DialogState, lambda event: event.connection_id == call.connection_id, timeout=5.0
+        )
         await agent.transfer(call.connection_id)
-        print(f"agent {agent.state}; expert {expert.state} on {dict(expert.calls)}")
+        await joined
+        talking = expert.calls[call.connection_id]
+        print(f"agent {agent.state}; expert {expert.state} with {talking.other_party}")
 
         await expert.release(call.connection_id)
         for session in (customer, agent, expert):

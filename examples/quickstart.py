@@ -1,7 +1,7 @@
 """Two agents: log in, call, answer, hold, retrieve, hang up, log out.
 
-    python examples/quickstart.py                          # in-process broker and emulator
-    python examples/quickstart.py stomp://127.0.0.1:61613  # a broker with a connector on it
+python examples/quickstart.py                          # in-process broker and emulator
+python examples/quickstart.py stomp://127.0.0.1:61613  # a broker with a connector on it
 """
 
 from __future__ import annotations

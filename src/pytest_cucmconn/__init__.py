@@ -10,7 +10,9 @@ Fixtures (async; they need pytest-asyncio, ``pip install 'cucmconn[testing]'``):
 * ``connector``: a ``cucmconn.testing.Connector`` (an emulator with scenario control) on a
   fresh ``memory://`` broker per test, or on the broker ``--cucmconn-url`` names;
 * ``cucmconn_client``: a connected ``cucmconn.Client`` to it;
-* ``cucmconn_client_factory``: ``await cucmconn_client_factory(**options)`` for more clients.
+* ``cucmconn_client_factory``: ``await cucmconn_client_factory(**options)`` for more clients;
+* ``connector_from_trace``: ``await connector_from_trace(path, speed=...)`` plays a recorded
+  trace (``cucmconn.Replayer``) as the connector, on the same broker choice.
 
 ``@pytest.mark.cucmconn(extensions="1001-1010", event_format="json", licenses=5,
 deterministic=True)`` sets a test's (or a class's, or a module's) connector options.  When a
@@ -19,23 +21,25 @@ test that used ``connector`` fails, its report gets the connector's recent comma
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Generator
-from typing import TYPE_CHECKING, Any
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 if TYPE_CHECKING:
     from cucmconn import Client
-    from cucmconn.testing import ClientFactory, Connector
+    from cucmconn.testing import ClientFactory, Connector, TraceConnector
 
 try:
     import pytest_asyncio
 except ImportError:  # the fixtures then explain what is missing
     pytest_asyncio = None  # type: ignore[assignment]
 
-__all__ = ["connector", "cucmconn_client", "cucmconn_client_factory"]
+__all__ = ["connector", "connector_from_trace", "cucmconn_client", "cucmconn_client_factory"]
 
-_CONNECTOR = pytest.StashKey["Connector"]()
+_CONNECTOR = pytest.StashKey["Connector | TraceConnector"]()
 _SECTION = "cucmconn: recent commands (->) and events (<-)"
 _NEEDS_ASYNCIO = (
     "cucmconn's fixtures are async and need pytest-asyncio: pip install 'cucmconn[testing]'"
@@ -112,6 +116,31 @@ async def cucmconn_client_factory(connector: Connector) -> AsyncIterator[ClientF
 async def cucmconn_client(cucmconn_client_factory: ClientFactory) -> Client:
     """A connected ``cucmconn.Client`` to this test's connector."""
     return await cucmconn_client_factory()
+
+
+class StartTrace(Protocol):
+    """``connector_from_trace``'s value: start a recorded connector."""
+
+    def __call__(
+        self, trace: str | os.PathLike[str], **options: Any
+    ) -> Awaitable[TraceConnector]: ...
+
+
+@_async_fixture
+async def connector_from_trace(request: pytest.FixtureRequest) -> AsyncIterator[StartTrace]:
+    """``await connector_from_trace(path, speed=..., unanswered=...)``: the trace at ``path``
+    played back as this test's connector (a fresh memory:// broker, or ``--cucmconn-url``)."""
+    from cucmconn.testing import open_trace_connector
+
+    url = request.config.getoption("cucmconn_url")
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(trace: str | os.PathLike[str], **options: Any) -> TraceConnector:
+            replayed = await stack.enter_async_context(open_trace_connector(trace, url, **options))
+            request.node.stash[_CONNECTOR] = replayed
+            return replayed
+
+        yield start
 
 
 @pytest.hookimpl(wrapper=True)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -24,8 +22,6 @@ import pytest
 
 from cucmconn.cli.load import gc_threshold
 from cucmconn.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, main_async
-from cucmconn.cli.report import LatencyHistogram
-from cucmconn.cli.traffic import parse_extensions
 from cucmconn.transport.memory import MemoryTransport
 from tests.fakeconnector import FakeConnector
 
@@ -120,7 +116,7 @@ async def test_load_json_report_on_the_emulator(capsys: pytest.CaptureFixture[st
     assert {"p50", "p99", "max"} <= report["latency_ms"].keys()
     assert report["agents"] == 20 and report["logged_in"] == 20
     assert report["lost"] == 0 and report["timeouts"] == 0
-    assert report["commands"] > 20  # logins alone are 20: traffic ran
+    assert report["commands"] > 0  # traffic ran (log-ins are counted apart)
     assert report["answered"] == report["commands"]
     assert report["throughput_cps"] > 0
     assert report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
@@ -184,8 +180,9 @@ async def test_load_counts_unanswered_commands_as_lost_and_fails(
     )  # fmt: skip
     report = one_json(out)
     assert code == EXIT_FAILED
-    assert report["lost"] == report["timeouts"] == len(fake.held) > 0
-    assert report["calls_failed"] == report["lost"]
+    assert report["unanswered"] == report["timeouts"] == len(fake.held) > 0
+    assert report["lost"] == 0  # the link never dropped: unanswered, not lost
+    assert report["calls_failed"] == report["timeouts"]
 
 
 async def test_load_reports_errors_by_code(
@@ -221,11 +218,14 @@ async def test_load_survives_an_outage_without_spinning(
     )  # fmt: skip
     await outage
     report = one_json(out)
-    assert code == EXIT_OK  # refused, not lost
-    assert report["errors_by_code"]["OUT_OF_SERVICE"] > 0
+    # Refused, not lost; but CUCM is still down at the end, so no agent could log out, and a
+    # run that leaves agents logged in has failed.
+    assert report["unanswered"] == 0
+    assert report["logout_failures"] == report["agents"] and code == EXIT_FAILED
+    assert report["unavailable"] > 0
     assert report["calls_failed"] > 0
-    # Failing fast must not become a busy loop: the generator pauses after an outage error.
-    assert report["errors_by_code"]["OUT_OF_SERVICE"] < 1_000
+    # Failing fast must not become a busy loop: the generator waits for the service to return.
+    assert report["unavailable"] < 100
 
 
 async def test_load_rate_limit_holds_the_pace(
@@ -237,9 +237,9 @@ async def test_load_rate_limit_holds_the_pace(
     )  # fmt: skip
     report = one_json(out)
     assert code == EXIT_OK
-    # Logins are not paced; traffic is: at most the rate (+ one cycle finishing per pair).
-    traffic = report["commands"] - 2 * report["agents"]
-    assert traffic <= 200 * report["duration_s"] + 2 * 5
+    # Logins are not paced (nor counted in ``commands``); traffic is: at most the rate.
+    assert report["commands"] <= 200 * report["duration_s"] + 2
+    assert report["commands"] >= 200 * report["duration_s"] * 0.8
 
 
 @pytest.mark.parametrize(
@@ -247,7 +247,7 @@ async def test_load_rate_limit_holds_the_pace(
     [
         (["--agents", "1"], "at least 2"),
         (["--agents", "50", "--extensions", "1000-1009"], "only 10 extensions"),
-        (["--extensions", "1999-1000"], "empty"),
+        (["--extensions", "1999-1000"], "runs backwards"),
         (["--agents", "zero"], "not a number"),
         (["--duration", "-1"], "must be > 0"),
         (["--scenario", "inbound", "--url", "stomp://127.0.0.1:9"], "needs the emulator"),
@@ -431,24 +431,3 @@ async def test_watch_passive_shows_only_that_agent_and_sends_nothing(
 
 
 # -- pieces -------------------------------------------------------------------------------------
-
-
-def test_latency_histogram_percentiles_within_two_percent() -> None:
-    rng = random.Random(7)
-    samples = [rng.lognormvariate(-7, 1.0) for _ in range(20_000)]
-    hist = LatencyHistogram()
-    for s in samples:
-        hist.add(s)
-    ordered = sorted(samples)
-    for pct in (50, 99):
-        exact = ordered[math.ceil(len(ordered) * pct / 100) - 1] * 1000
-        assert exact <= hist.percentile_ms(pct) <= exact * 1.021
-    assert hist.as_dict()["max"] == pytest.approx(max(samples) * 1000, abs=1e-3)
-
-
-def test_parse_extensions() -> None:
-    assert parse_extensions("1000-1003,2000, 1001") == ["1000", "1001", "1002", "1003", "2000"]
-    assert parse_extensions("0100-0102") == ["0100", "0101", "0102"]
-    for bad in ("", "abc", "10-x", "5-1"):
-        with pytest.raises(ValueError):
-            parse_extensions(bad)

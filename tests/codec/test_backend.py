@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -40,3 +42,49 @@ def test_env_switch_forces_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.delenv("CUCMCONN_NO_EXTENSIONS")
         importlib.reload(codec)
+
+
+_WITHOUT_COMPILED = """
+import importlib.abc, sys, warnings
+
+class _NotBuilt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in ("cucmconn.codec._cevents", "cucmconn.codec._cstomp"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NotBuilt())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    from cucmconn import codec
+print(codec.codec_backend())
+for warning in caught:
+    print(f"{warning.category.__name__}: {warning.message}")
+"""
+
+
+def _import_without_compiled(env: dict[str, str]) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_COMPILED],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    return result.stdout.strip().splitlines()
+
+
+def test_missing_compiled_codec_warns_once() -> None:
+    """Not built (no compiler at install time): the twins serve, and importing says so once."""
+    env = {k: v for k, v in os.environ.items() if k != "CUCMCONN_NO_EXTENSIONS"}
+    lines = _import_without_compiled(env)
+    assert lines[0] == "python"
+    assert len(lines) == 2, lines
+    assert lines[1].startswith("RuntimeWarning: cucmconn: the compiled codec is not installed")
+    assert "CUCMCONN_NO_EXTENSIONS=1" in lines[1]
+
+
+def test_choosing_the_twin_knowingly_is_silent() -> None:
+    lines = _import_without_compiled({**os.environ, "CUCMCONN_NO_EXTENSIONS": "1"})
+    assert lines == ["python"]

@@ -15,27 +15,28 @@ from packaging.requirements import Requirement
 
 OPTIONAL = ("rich", "aiostomp", "uvloop")
 
-_BLOCKER = textwrap.dedent(
-    f"""
-    import importlib.abc, sys
+_BLOCKER = """
+import importlib.abc, sys
 
-    class _Absent(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {OPTIONAL!r}:
-                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-            return None
+class _Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ABSENT:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
 
-    sys.meta_path.insert(0, _Absent())
-    for _name in list(sys.modules):
-        if _name.split(".")[0] in {OPTIONAL!r}:
-            del sys.modules[_name]
-    """
-)
+sys.meta_path.insert(0, _Absent())
+for _name in list(sys.modules):
+    if _name.split(".")[0] in ABSENT:
+        del sys.modules[_name]
+"""
 
 
-def _run_without_extras(code: str) -> subprocess.CompletedProcess[str]:
+def _run_without_extras(
+    code: str, absent: tuple[str, ...] = OPTIONAL
+) -> subprocess.CompletedProcess[str]:
+    blocker = f"ABSENT = {absent!r}\n{_BLOCKER}"
     return subprocess.run(
-        [sys.executable, "-c", _BLOCKER + textwrap.dedent(code)],
+        [sys.executable, "-c", blocker + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -121,3 +122,17 @@ def test_uvloop_missing_means_asyncio_for_run() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("asyncio")
+
+
+def test_cli_loop_uvloop_without_the_extra_names_it() -> None:
+    """With the CLI installed but not uvloop, ``--loop uvloop`` names the extra (markup kept)."""
+    result = _run_without_extras(
+        """
+        import runpy, sys
+        sys.argv = ["cucmconn", "--loop", "uvloop", "demo", "--duration", "1"]
+        runpy.run_module("cucmconn", run_name="__main__")
+        """,
+        absent=("uvloop",),
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'cucmconn[uvloop]'" in result.stderr

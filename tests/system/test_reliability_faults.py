@@ -24,9 +24,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from scripts.soak import LoadDriver, Tally, counted
 
 from cucmconn import Client, ConnectionLost, Emulator, TerminalStatus
+from cucmconn.cli.tally import Tally, counted
+from cucmconn.cli.traffic import LoadDriver
 from cucmconn.transport import open_transport
 from tests.activemq import BrokerHandle
 from tests.fakeconnector import FakeConnector

@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from scripts.soak import LoadDriver
 
 from cucmconn import Client, ProtocolError
+from cucmconn.cli.traffic import LoadDriver
 from cucmconn.codec import _pystomp
 from cucmconn.codec.commands import encode_command, parse_command
 from cucmconn.transport import Message, open_transport

@@ -12,9 +12,10 @@ import asyncio
 import uuid
 
 import pytest
-from scripts.soak import LoadDriver, RssSampler, soak
 
 from cucmconn import Client, Emulator, EventsMayBeMissed, SlowConsumer
+from cucmconn.cli.soak import RssSampler, soak
+from cucmconn.cli.traffic import LoadDriver
 from cucmconn.client import EventStream
 from tests.activemq import BrokerHandle
 

@@ -7,13 +7,14 @@ exactly as in a user's project.)
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from cucmconn import Client, CommandError, CommandTimeout, ServiceUnavailable
 from cucmconn.testing import (
     DETERMINISTIC_EPOCH,
+    ClientFactory,
+    Connector,
     ConnectorOptions,
     ScenarioTimeout,
     open_connector,
@@ -34,7 +35,7 @@ SNAPSHOT = """\
 
 
 async def test_a_client_and_the_connector_meet_on_a_fresh_broker(
-    connector: Any, cucmconn_client: Client
+    connector: Connector, cucmconn_client: Client
 ) -> None:
     assert connector.url.startswith("memory://cucmconn-test-")
     assert connector.queue == "Connector1"
@@ -44,13 +45,13 @@ async def test_a_client_and_the_connector_meet_on_a_fresh_broker(
     assert login.reply_to == f"/topic/{cucmconn_client.destination}"
 
 
-async def test_each_test_gets_its_own_broker(connector: Any) -> None:
+async def test_each_test_gets_its_own_broker(connector: Connector) -> None:
     assert not connector.commands  # nothing from the previous test
 
 
 @pytest.mark.cucmconn(extensions="1001-1002", licenses=1, event_format="json")
 async def test_the_marker_sets_extensions_licences_and_format(
-    connector: Any, cucmconn_client: Client
+    connector: Connector, cucmconn_client: Client
 ) -> None:
     with pytest.raises(CommandError) as unknown:
         await cucmconn_client.agent("1003").login()
@@ -66,7 +67,7 @@ async def test_the_marker_sets_extensions_licences_and_format(
 class TestMarkersMerge:
     @pytest.mark.cucmconn(licenses=0)
     async def test_closest_marker_wins_and_others_still_apply(
-        self, connector: Any, cucmconn_client: Client
+        self, connector: Connector, cucmconn_client: Client
     ) -> None:
         with pytest.raises(CommandError) as refused:
             await cucmconn_client.agent("1001").login()
@@ -80,7 +81,7 @@ def test_unknown_options_are_refused_by_name() -> None:
 
 
 async def test_factory_makes_more_clients_and_closes_them(
-    connector: Any, cucmconn_client_factory: Any
+    connector: Connector, cucmconn_client_factory: ClientFactory
 ) -> None:
     supervisor = await cucmconn_client_factory(ttl=1.0)
     crm = await cucmconn_client_factory()
@@ -92,7 +93,7 @@ async def test_factory_makes_more_clients_and_closes_them(
 
 
 async def test_placed_call_is_answered_at_the_phone_then_released_by_the_customer(
-    connector: Any, cucmconn_client: Client
+    connector: Connector, cucmconn_client: Client
 ) -> None:
     agent = cucmconn_client.agent("1001")
     await agent.login()
@@ -110,7 +111,7 @@ async def test_placed_call_is_answered_at_the_phone_then_released_by_the_custome
 
 
 async def test_an_abandoned_call_ends_while_ringing(
-    connector: Any, cucmconn_client: Client
+    connector: Connector, cucmconn_client: Client
 ) -> None:
     await cucmconn_client.agent("1001").login()
     call = await connector.place_call(to="1001")
@@ -121,7 +122,7 @@ async def test_an_abandoned_call_ends_while_ringing(
 
 
 async def test_the_application_answers_a_placed_call(
-    connector: Any, cucmconn_client: Client
+    connector: Connector, cucmconn_client: Client
 ) -> None:
     agent = cucmconn_client.agent("1001")
     await agent.login()
@@ -133,7 +134,7 @@ async def test_the_application_answers_a_placed_call(
 
 
 async def test_place_call_waits_for_the_agent_and_says_so_when_it_never_logs_in(
-    connector: Any,
+    connector: Connector,
 ) -> None:
     with pytest.raises(ScenarioTimeout) as failed:
         await connector.place_call(to="1001", within=0.1)
@@ -141,7 +142,7 @@ async def test_place_call_waits_for_the_agent_and_says_so_when_it_never_logs_in(
 
 
 async def test_an_agent_dials_a_customer_who_answers_and_hangs_up(
-    connector: Any, cucmconn_client: Client
+    connector: Connector, cucmconn_client: Client
 ) -> None:
     agent = cucmconn_client.agent("1001")
     await agent.login()
@@ -154,7 +155,9 @@ async def test_an_agent_dials_a_customer_who_answers_and_hangs_up(
     await connector.until(lambda: agent.state == "READY", what="1001 ready")
 
 
-async def test_an_outage_and_the_return_to_service(connector: Any, cucmconn_client: Client) -> None:
+async def test_an_outage_and_the_return_to_service(
+    connector: Connector, cucmconn_client: Client
+) -> None:
     await connector.set_in_service(False)
     await connector.until(lambda: not cucmconn_client.in_service, what="client sees the outage")
     with pytest.raises(ServiceUnavailable):
@@ -164,7 +167,7 @@ async def test_an_outage_and_the_return_to_service(connector: Any, cucmconn_clie
     await cucmconn_client.agent("1001").login()
 
 
-async def test_faults_through_the_connector(connector: Any, cucmconn_client: Client) -> None:
+async def test_faults_through_the_connector(connector: Connector, cucmconn_client: Client) -> None:
     agent = cucmconn_client.agent("1001")
     connector.fail_next("Login", agent="1001", code="USER_NOT_FOUND")
     with pytest.raises(CommandError):
@@ -177,9 +180,23 @@ async def test_faults_through_the_connector(connector: Any, cucmconn_client: Cli
     assert record.fault == "drop the answer (GetState)"
 
 
+async def test_a_slow_answer_times_the_command_out(
+    connector: Connector, cucmconn_client: Client
+) -> None:
+    agent = cucmconn_client.agent("1001")
+    await agent.login()
+    connector.delay_next("MakeNotReady", agent="1001", seconds=1.0)
+    with pytest.raises(CommandTimeout):
+        await agent.make_not_ready(ttl=0.3)
+    # It reaches the connector after its TTL, so the connector skips it, as the real one does.
+    stats = connector.emulator.stats
+    await connector.until(lambda: stats().commands_expired == 1, what="the late command skipped")
+    assert agent.state == "READY"
+
+
 @pytest.mark.cucmconn(deterministic=True)
 async def test_deterministic_history_can_be_written_down_in_advance(
-    connector: Any, cucmconn_client: Client
+    connector: Connector, cucmconn_client: Client
 ) -> None:
     agent = cucmconn_client.agent("1001")
     await agent.login()

@@ -24,14 +24,17 @@ class AutoAnswer:
     def __init__(self, client: Client, extension: str) -> None:
         self.session = client.agent(extension)
         self.answered = 0
+        self.handled = 0
 
     async def run(self) -> None:
         events = self.session.events()
         await self.session.login()
         async for event in events:
-            if isinstance(event, InboundCall) and event.state == RINGING:
-                await self.session.answer(event.connection_id)
-                self.answered += 1
+            if isinstance(event, InboundCall):
+                if event.state == RINGING:
+                    await self.session.answer(event.connection_id)
+                    self.answered += 1
+                self.handled += 1
 '''
 
 TESTS = """
@@ -59,7 +62,7 @@ async def test_an_inbound_call_is_answered(connector, app):
 
 async def test_answered_calls_are_counted(connector, app):
     call = await connector.place_call(to="1001")
-    await asyncio.sleep(0.5)
+    await connector.until(lambda: app.handled == 1, what="the service handled the call")
     assert app.answered == 1
     await call.release()
 """

@@ -13,24 +13,27 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import EXIT_CODES_HELP
 from .load import add_traffic_arguments, options_from, run_load
 
 __all__ = ["add_parser"]
 
-_DESCRIPTION = """\
+_DESCRIPTION = f"""\
 Run a contact centre in this process and watch it work: no broker, no Java needed.
 
 An in-process broker (memory://), the connector emulator, and --agents agents logged in through
 one client. Customers call in; agents answer, hold and retrieve, then hang up, blind-transfer,
 or consult a colleague and transfer or conference. A live panel shows calls, commands, events,
-latency and errors; a summary table closes the run. Exit code 0 when no command was lost.
+latency and errors; a summary table closes the run.
 
 --url stomp://host:61613 runs the same against a real ActiveMQ (the emulator connects there
 too; start one with `cucmconn broker start`).
+{EXIT_CODES_HELP}
 """
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """``cucmconn demo``'s options (load's, with a contact centre's defaults)."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "demo",
         help="a contact centre in one process: emulator + agents + live stats (start here)",

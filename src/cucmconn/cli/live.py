@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from .report import Tally
+from .tally import Tally
 
 __all__ = ["LiveView"]
 
@@ -27,12 +27,16 @@ _PLAIN_EVERY = 5.0
 
 
 class LiveView:
-    """Shows what a run is doing while it runs; ``extra()`` adds rows (events, agents, ...)."""
+    """Shows what a run is doing while it runs; ``extra()`` adds rows (events, agents, ...).
+
+    Every figure comes from the run's tallies, the same objects the summary is built from, and
+    the time shown is the traffic tally's clock: when the run ends, the panel's last latency
+    and duration are the summary's.
+    """
 
     def __init__(
         self,
         console: Console,
-        tally: Tally,
         *,
         title: str,
         duration: float,
@@ -40,16 +44,16 @@ class LiveView:
         enabled: bool = True,
     ) -> None:
         self.console = console
-        self.tally = tally
         self.title = title
         self.duration = duration
         self.extra = extra or dict
         self.enabled = enabled
         self.phase = "connecting"
-        self._started = time.monotonic()
-        self._last = (self._started, 0)
+        self.tally = Tally()
+        """What the rows show now: the log-ins' tally, then the traffic's."""
+        self.traffic: Tally | None = None
+        self._last = (time.monotonic(), 0)
         self._rate = 0.0
-        self._ended: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._live: Live | None = None
 
@@ -75,19 +79,17 @@ class LiveView:
             self._live.update(self.render())
             self._live.stop()
 
-    def start_traffic(self) -> None:
-        self.phase = "traffic"
-        self._started = time.monotonic()
-        self._ended = None
-
-    def end_traffic(self, phase: str) -> None:
+    def show(self, phase: str, tally: Tally | None = None) -> None:
+        """Enter ``phase``; with ``tally``, the rows follow it from now on."""
         self.phase = phase
-        self._ended = time.monotonic()
+        if tally is not None:
+            self.tally = tally
+            self._last = (time.monotonic(), tally.sent)
 
-    def _elapsed(self) -> float:
-        if self.phase == "connecting" or self.phase == "logging in":
-            return 0.0
-        return (self._ended or time.monotonic()) - self._started
+    def start_traffic(self, tally: Tally) -> None:
+        """The traffic phase starts: its tally's clock drives the time row."""
+        self.traffic = tally
+        self.show("traffic", tally)
 
     async def _refresh(self, every: float) -> None:
         while True:
@@ -105,35 +107,53 @@ class LiveView:
             self._rate = (self.tally.sent - sent) / (now - then)
         self._last = (now, self.tally.sent)
 
+    def _time(self) -> tuple[float, str]:
+        traffic = self.traffic
+        if traffic is None or traffic.started is None:
+            return 0.0, f"{self.phase}"
+        elapsed = traffic.seconds
+        if traffic.ended is not None:
+            return min(elapsed, self.duration), f"traffic ran {elapsed:.1f} s"
+        if elapsed > self.duration:
+            return self.duration, (
+                f"{self.duration:g} / {self.duration:g} s, finishing the calls in progress"
+            )
+        return elapsed, f"{elapsed:4.1f} / {self.duration:g} s"
+
     def _fields(self) -> dict[str, str]:
         t = self.tally
-        lat = t.latency.as_dict()
-        errors = ", ".join(f"{c} {n}" for c, n in t.errors.most_common(3)) or "none"
+        lat = t.latency_ms()
+        errors = ", ".join(f"{c} {n}" for c, n in t.errors_by_code.most_common(3)) or "none"
         fields = {
             "phase": self.phase,
             "calls": f"{t.calls_completed:,} done, {t.calls_failed:,} failed",
             "commands": f"{t.sent:,}  ({self._rate:,.0f}/s now)",
-            "latency": f"p50 {lat['p50']:.2f} ms  p99 {lat['p99']:.2f} ms  max {lat['max']:.1f} ms",
-            "errors": f"{t.error_count:,}  ({errors})",
-            "lost": f"{t.lost:,}  (timeouts {t.timeouts:,}, link dropped {t.connection_lost:,})",
+            "latency": f"p50 {lat['p50']:.2f} ms  p99 {lat['p99']:.2f} ms  max {lat['max']:.2f} ms",
+            "errors": f"{t.errors:,}  ({errors}), unavailable {t.unavailable:,}",
+            "unanswered": f"{t.unanswered:,}  (timeouts {t.timeouts:,}, lost {t.lost:,})",
         }
         fields.update(self.extra())
         return fields
 
     def render(self) -> Panel:
+        """The panel as it stands now."""
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
-        elapsed = self._elapsed()
-        bar = ProgressBar(total=self.duration, completed=min(elapsed, self.duration), width=40)
-        table.add_row("time", _Row(bar, f" {elapsed:4.1f} / {self.duration:.0f} s"))
+        done, text = self._time()
+        bar = ProgressBar(total=self.duration, completed=done, width=40)
+        table.add_row("time", _Row(bar, f" {text}"))
         for name, value in self._fields().items():
             table.add_row(name, value)
         return Panel(table, title=self.title, expand=False)
 
     def line(self) -> str:
+        """One plain line (for logs, when stderr is not a terminal)."""
         f = self._fields()
-        return f"[{f['phase']}] commands {f['commands']} | {f['latency']} | errors {f['errors']}"
+        return (
+            f"[{f['phase']}] {self._time()[1]} | commands {f['commands']} | {f['latency']} | "
+            f"errors {f['errors']} | unanswered {f['unanswered']}"
+        )
 
 
 class _Row:

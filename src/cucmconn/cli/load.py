@@ -19,35 +19,59 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from rich.console import Console
 
+from ..client import Client
 from ..codec import codec_backend
+from ..emulator import Directory, Emulator
+from .common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    StopSignal,
+    add_connection_options,
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    stderr_console,
+    stdout_console,
+)
 from .live import LiveView
-from .report import Tally, client_stats, render_summary, summary_dict
+from .report import client_stats, problems, render_summary, summary_dict
 from .session import open_client, open_emulator, wants_emulator
-from .traffic import DEFAULT_MIX, Pacer, Traffic, make_pairs, parse_extensions
+from .soak import peak_rss_mb
+from .tally import Tally
+from .traffic import DEFAULT_MIX, LoadDriver, Scenario
 
-__all__ = ["LoadOptions", "add_parser", "measure", "run_load"]
+__all__ = ["LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
 
 log = logging.getLogger("cucmconn.cli")
 
 GC_THRESHOLD = 10_000
 """The command line's gen-0 GC threshold for a run; see :func:`gc_threshold`."""
 
-_DESCRIPTION = """\
+_DESCRIPTION = f"""\
 Log N agents in through one client and drive calls between them, then print a report.
 
 Each pair of agents (A, B) runs call cycles back to back: A calls B, B answers, A holds,
 retrieves and releases (five commands); with --scenario inbound (needs the emulator) customers
 call in and agents answer, hold, consult, transfer or conference. Every command waits for its
-answering event. "lost" counts commands that were neither answered nor refused (timed out, or the
-connection dropped with the outcome unknown); the exit code is 1 when any was lost.
+answering event. Its outcome is one of: answered, error (the connector answered
+<target>#Error#<code>), unavailable (refused: OUT_OF_SERVICE), timeout (no answer within --ttl),
+lost (the link dropped, outcome unknown). The report says "logged in X of N"; the exit code is 1
+when any command went unanswered (timeout or lost), or any agent could not log in (unless
+--allow-login-failures) or out.
 
 On memory:// the emulator runs in this process by default (nothing else could answer there);
 on a real broker add --emulate to start one on the same URL, or leave it off to load a real
-connector. With --json, stdout carries ONE JSON object: agents, commands, answered, errors,
-errors_by_code, timeouts, connection_lost, lost, calls, duration_s, throughput_cps,
-latency_ms {p50, p99, max, mean}, and details of the client and transport.
+connector. With --json, stdout carries ONE JSON object: agents, logged_in, login_failures,
+commands, answered, errors, errors_by_code, unavailable, timeouts, lost, unanswered, calls,
+duration_s, throughput_cps, latency_ms {{p50, p99, max}} (the traffic's: the run's one latency
+figure), and details of the client and transport.
+{EXIT_CODES_HELP}
 """
 
 
@@ -61,7 +85,7 @@ class LoadOptions:
     rate: float = 0.0
     extensions: str | None = None
     emulate: bool | None = None
-    scenario: str = "outbound"
+    scenario: Scenario = "outbound"
     queue: str = "Connector1"
     ttl: float = 10.0
     connect_timeout: float = 10.0
@@ -73,9 +97,11 @@ class LoadOptions:
     title: str = "cucmconn load"
     count_events: bool = False
     gc_threshold: int = 0
+    allow_login_failures: bool = False
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """``cucmconn load``'s options."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "load",
         help="load-test a connector: N agents, calls for S seconds, a report",
@@ -85,7 +111,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     add_traffic_arguments(parser, agents=100, duration=10.0)
     parser.add_argument(
         "--rate",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         help="total commands per second across all agents (default 0: as fast as answers come)",
     )
@@ -106,53 +132,29 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def add_traffic_arguments(parser: argparse.ArgumentParser, *, agents: int, duration: float) -> None:
-    """Options demo and load share."""
+    """Options demo and load share (the connection options among them)."""
+    add_connection_options(parser)
     parser.add_argument(
-        "--url", default="memory://", help="broker URL (default memory://, in-process)"
-    )
-    parser.add_argument(
-        "--agents", type=_positive_int, default=agents, help=f"agents (default {agents})"
+        "--agents", type=positive_int, default=agents, help=f"agents (default {agents})"
     )
     parser.add_argument(
         "--duration",
-        type=_positive,
+        type=positive,
         default=duration,
         help=f"seconds of traffic (default {duration:g})",
     )
     parser.add_argument("--json", action="store_true", help="print ONE JSON report on stdout")
-    emu = parser.add_mutually_exclusive_group()
-    emu.add_argument(
-        "--emulate",
-        dest="emulate",
+    parser.add_argument(
+        "--allow-login-failures",
         action="store_true",
-        default=None,
-        help="run the connector emulator in this process on the same URL",
-    )
-    emu.add_argument(
-        "--no-emulator",
-        dest="emulate",
-        action="store_false",
-        help="do not start an emulator (a real connector must answer)",
-    )
-    parser.add_argument("--queue", default="Connector1", help="connector command queue")
-    parser.add_argument(
-        "--ttl", type=_positive, default=10.0, help="seconds a command may wait for its answer"
-    )
-    parser.add_argument(
-        "--connect-timeout",
-        type=_positive,
-        default=10.0,
-        help="seconds to wait for the connector's IN_SERVICE (default 10)",
-    )
-    parser.add_argument(
-        "--destination", default=None, help="client destination (topic); default: unique name"
+        help="an agent that cannot log in is reported but does not fail the run (exit code)",
     )
     parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no live progress display"
     )
     parser.add_argument(
         "--gc-threshold",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=GC_THRESHOLD,
         help=f"this process's gen-0 GC threshold during the run (default {GC_THRESHOLD:,}; "
         "0 keeps CPython's 700)",
@@ -160,6 +162,7 @@ def add_traffic_arguments(parser: argparse.ArgumentParser, *, agents: int, durat
 
 
 def options_from(args: argparse.Namespace, **overrides: Any) -> LoadOptions:
+    """LoadOptions from parsed arguments; ``overrides`` win."""
     names = LoadOptions.__dataclass_fields__
     values = {k: v for k, v in vars(args).items() if k in names}
     values.update(overrides)
@@ -178,9 +181,9 @@ def default_extensions(agents: int) -> str:
 def _validate(opts: LoadOptions) -> list[str]:
     if opts.extensions is None:
         opts.extensions = default_extensions(opts.agents)
-    extensions = parse_extensions(opts.extensions)
     if opts.agents < 2:
         raise ValueError("--agents must be at least 2 (agents work in pairs)")
+    extensions = Directory(opts.extensions).first(opts.agents)
     if opts.agents > len(extensions):
         raise ValueError(
             f"--agents {opts.agents} but only {len(extensions)} extensions in "
@@ -188,13 +191,11 @@ def _validate(opts: LoadOptions) -> list[str]:
         )
     if opts.scenario == "inbound" and not wants_emulator(opts.url, opts.emulate):
         raise ValueError("--scenario inbound needs the emulator (customers call in through it)")
-    return extensions[: opts.agents]
+    return extensions
 
 
 async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
-    """One complete run, reported on stdout; returns the exit code (0 ok, 1 lost, 130 Ctrl-C)."""
-    from .main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StopSignal, stderr_console
-
+    """One complete run, reported on stdout; returns the exit code (0 ok, 1 failed, 130 Ctrl-C)."""
     console = console or stderr_console()
     with StopSignal(console) as stop, gc_threshold(opts.gc_threshold):
         report = await measure(opts, console=console, stop=stop.event)
@@ -202,7 +203,8 @@ async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
     _emit(report, opts, console)
     if report["interrupted"]:
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if report["lost"] or not report["logged_in"] else EXIT_OK
+    wrong = problems(report, allow_login_failures=opts.allow_login_failures)
+    return EXIT_FAILED if wrong else EXIT_OK
 
 
 async def measure(
@@ -215,7 +217,6 @@ async def measure(
     extensions = _validate(opts)
     console = console or Console(stderr=True, quiet=not opts.progress)
     stop = stop or asyncio.Event()
-    tally = Tally()
     emulate = wants_emulator(opts.url, opts.emulate)
     async with (
         open_emulator(
@@ -223,6 +224,7 @@ async def measure(
         ) as emulator,
         open_client(
             opts.url,
+            say=console.print if opts.progress else None,
             client_destination=opts.destination,
             queue=opts.queue,
             ttl=opts.ttl,
@@ -230,12 +232,11 @@ async def measure(
             max_in_flight=max(1024, opts.agents),
         ) as client,
     ):
-        report = await _drive(opts, extensions, client, emulator, tally, stop, console)
+        report = await _drive(opts, extensions, client, emulator, stop, console)
         report["client"] = client_stats(client.stats())
         if emulator is not None:
-            with contextlib.suppress(Exception):
-                report["emulator_stats"] = client_stats(emulator.stats())
-    report["max_rss_mb"] = _max_rss_mb()
+            report["emulator_stats"] = msgspec.to_builtins(emulator.stats())
+    report["max_rss_mb"] = peak_rss_mb()
     return report
 
 
@@ -259,56 +260,55 @@ def gc_threshold(gen0: int) -> Iterator[None]:
         gc.set_threshold(*saved)
 
 
-def _max_rss_mb() -> float | None:
-    """Peak resident memory of this process (client, and emulator when in-process)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+def _grace(opts: LoadOptions) -> float:
+    """How long the cycles in progress at the deadline may take to end: each command by TTL."""
+    return 10 * opts.ttl + 2 * 5.0 + 10 * opts.think[1] + 1.0
 
 
 async def _drive(
     opts: LoadOptions,
     extensions: list[str],
-    client: Any,
-    emulator: Any,
-    tally: Tally,
+    client: Client,
+    emulator: Emulator | None,
     stop: asyncio.Event,
     console: Console,
 ) -> dict[str, Any]:
-    traffic = Traffic(tally, pacer=Pacer(opts.rate), think=opts.think, mix=opts.mix)
+    driver = LoadDriver(
+        client,
+        extensions,
+        opts.rate,
+        scenario=opts.scenario,
+        think=opts.think,
+        mix=opts.mix,
+        place_call=emulator.place_call if emulator is not None else None,
+    )
     events = _EventCounter(client) if opts.count_events else None
-    agents = [client.agent(ext) for ext in extensions]
     view = LiveView(
         console,
-        tally,
         title=f"{opts.title} -> {client.display_url}",
         duration=opts.duration,
-        extra=_extra_rows(client, traffic, events, len(agents)),
+        extra=_extra_rows(client, driver, events, len(extensions)),
         enabled=opts.progress,
     )
+    logouts: Tally | None = None
     async with view:
-        view.phase = "logging in"
-        logged = await traffic.login_all(agents)
-        ready = [a for a in agents if a.logged_in]
-        if logged < len(agents):
-            log.warning("%d of %d agents could not log in", len(agents) - logged, len(agents))
-        cycle: Callable[[Any], Any]
-        if opts.scenario == "inbound":
-            cycle = traffic.inbound_cycle(emulator.place_call)
-        else:
-            cycle = traffic.outbound_cycle
-        view.start_traffic()
-        if not stop.is_set():
-            await traffic.run(make_pairs(ready), cycle, duration=opts.duration, stop=stop)
-        view.end_traffic("logging out")
-        await traffic.logout_all(ready)
+        logins = Tally()
+        view.show("logging in", logins)
+        await driver.login_all(tally=logins)
+        if logins.answered < len(extensions):
+            log.warning(
+                "%d of %d agents could not log in",
+                len(extensions) - logins.answered,
+                len(extensions),
+            )
+        if logins.answered and not stop.is_set():
+            view.start_traffic(driver.tally)
+            await driver.run(opts.duration, stop=stop, grace=_grace(opts))
+        view.show("logging out")
+        logouts = await driver.logout_all()
     if events is not None:
         events.stop()
     extra = {
-        "logged_in": logged,
         "url": client.display_url,
         "scenario": opts.scenario,
         "rate_limit_cps": opts.rate or None,
@@ -319,15 +319,17 @@ async def _drive(
     }
     if events is not None:
         extra["events"] = events.count
-    return summary_dict(tally, agents=len(agents), extra=extra)
+    return summary_dict(
+        driver.tally, agents=len(extensions), logins=logins, logouts=logouts, extra=extra
+    )
 
 
 def _extra_rows(
-    client: Any, traffic: Traffic, events: _EventCounter | None, agents: int
+    client: Client, driver: LoadDriver, events: _EventCounter | None, agents: int
 ) -> Callable[[], dict[str, str]]:
     def rows() -> dict[str, str]:
         logged = sum(1 for a in client.agents.values() if a.logged_in)
-        out = {"agents": f"{logged:,} of {agents:,} logged in, {traffic.in_progress:,} in a call"}
+        out = {"agents": f"logged in {logged:,} of {agents:,}, {driver.in_progress:,} in a call"}
         if events is not None:
             out["events"] = f"{events.count:,} received"
         return out
@@ -338,7 +340,7 @@ def _extra_rows(
 class _EventCounter:
     """Counts every event on the client's topic (for the demo's display)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Client) -> None:
         self.count = 0
         self._stream = client.events()
         self._task = asyncio.create_task(self._run())
@@ -358,47 +360,15 @@ def _loop_name() -> str:
 
 def _emit(report: dict[str, Any], opts: LoadOptions, console: Console) -> None:
     if opts.json:
-        import msgspec
-
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
         sys.stdout.flush()
         return
-    out = Console(highlight=False)
-    out.print(render_summary(report, f"{opts.title}: {report['url']}"))
+    stdout_console().print(
+        render_summary(
+            report,
+            f"{opts.title}: {report['url']}",
+            allow_login_failures=opts.allow_login_failures,
+        )
+    )
     if report["interrupted"]:
         console.print("[yellow]stopped early by Ctrl-C[/]")
-
-
-def _number(text: str, kind: type[float] | type[int]) -> float:
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-
-
-def _positive(text: str) -> float:
-    value = _number(text, float)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(_number(text, int))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(_number(text, int))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {text}")
-    return value

@@ -1,227 +1,119 @@
-"""Counting, latency percentiles and the two faces of a run's result: a table and one JSON object.
+"""The two faces of a load run's result: one JSON object, and the table a person reads.
 
-The latency histogram is hand-written (log buckets, 2 % resolution) instead of keeping every
-sample or pulling in HdrHistogram: a 20-second run at 20,000 commands/s is 400,000 samples,
-and a load generator must not grow without bound while it measures.  ``Tally`` is where every
-command's outcome lands, so "lost" has exactly one definition: a command that was neither
-answered nor refused (it timed out, or the link dropped with its outcome unknown).
+Both are built from the run's :class:`~cucmconn.cli.tally.Tally` (its words, one meaning each)
+and say the same things: how many agents logged in of how many asked, what the traffic did, its
+one latency figure, and whether anything failed.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections import Counter
-from collections.abc import Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
+import msgspec
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
-from ..errors import (
-    CommandError,
-    CommandTimeout,
-    ConnectionLost,
-    ConnectorError,
-    ServiceUnavailable,
-)
+from .tally import Tally
 
-__all__ = ["LatencyHistogram", "Tally", "client_stats", "render_summary", "summary_dict"]
+__all__ = ["client_stats", "problems", "render_summary", "summary_dict"]
 
-T = TypeVar("T")
-
-_GROWTH = 1.02
-_LOG_GROWTH = math.log(_GROWTH)
-
-
-class LatencyHistogram:
-    """Seconds in, milliseconds out; memory is bounded by the number of 2 % buckets used."""
-
-    __slots__ = ("_buckets", "count", "max", "total")
-
-    def __init__(self) -> None:
-        self._buckets: Counter[int] = Counter()
-        self.count = 0
-        self.total = 0.0
-        self.max = 0.0
-
-    def add(self, seconds: float) -> None:
-        micros = seconds * 1e6
-        self._buckets[int(math.log(micros) / _LOG_GROWTH) if micros > 1.0 else 0] += 1
-        self.count += 1
-        self.total += seconds
-        if seconds > self.max:
-            self.max = seconds
-
-    def percentile_ms(self, pct: float) -> float:
-        """Upper edge of the bucket holding the pct-th sample (never under-reports)."""
-        if not self.count:
-            return 0.0
-        rank = max(1, math.ceil(self.count * pct / 100.0))
-        seen = 0
-        for index in sorted(self._buckets):
-            seen += self._buckets[index]
-            if seen >= rank:
-                return min(_GROWTH ** (index + 1), self.max * 1e6) / 1000.0
-        return self.max * 1000.0
-
-    def as_dict(self) -> dict[str, float]:
-        mean = self.total / self.count * 1000.0 if self.count else 0.0
-        return {
-            "p50": round(self.percentile_ms(50), 3),
-            "p99": round(self.percentile_ms(99), 3),
-            "max": round(self.max * 1000.0, 3),
-            "mean": round(mean, 3),
-        }
-
-
-class Tally:
-    """Outcome of every command a run awaited, plus call and event counters for the display."""
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.answered = 0
-        self.errors: Counter[str] = Counter()
-        self.timeouts = 0
-        self.connection_lost = 0
-        self.calls_started = 0
-        self.calls_completed = 0
-        self.calls_failed = 0
-        self.latency = LatencyHistogram()
-        """Where answers are recorded now: the current phase's histogram."""
-        self.setup_latency: LatencyHistogram | None = None
-        self.traffic_latency: LatencyHistogram | None = None
-        self.phase_started = time.monotonic()
-        self.phase_sent = 0
-        self.phase_seconds = 0.0
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    @property
-    def lost(self) -> int:
-        return self.timeouts + self.connection_lost
-
-    async def timed(self, awaitable: Awaitable[T]) -> T:
-        """Await one command, file its outcome, and re-raise failures for the caller to handle."""
-        self.sent += 1
-        started = time.perf_counter()
-        try:
-            result = await awaitable
-        except CommandError as exc:
-            self._answered(started)
-            self.errors[exc.code] += 1
-            raise
-        except ServiceUnavailable:
-            self._answered(started)
-            self.errors["OUT_OF_SERVICE"] += 1
-            raise
-        except CommandTimeout:
-            self.timeouts += 1
-            raise
-        except ConnectionLost:
-            self.connection_lost += 1
-            raise
-        except ConnectorError as exc:
-            self.errors[type(exc).__name__] += 1
-            raise
-        self._answered(started)
-        return result
-
-    def _answered(self, started: float) -> None:
-        self.answered += 1
-        self.latency.add(time.perf_counter() - started)
-
-    def start_phase(self) -> None:
-        """Start the measured (traffic) phase.
-
-        Log-ins come in bursts whose queueing would swamp the traffic's percentiles, so they get
-        their own histogram (and log-outs after the phase another): throughput and latency
-        describe the traffic alone.
-        """
-        self.phase_started = time.monotonic()
-        self.phase_sent = self.sent
-        self.setup_latency, self.latency = self.latency, LatencyHistogram()
-
-    def end_phase(self) -> None:
-        self.phase_seconds = time.monotonic() - self.phase_started
-        self.phase_sent = self.sent - self.phase_sent
-        self.traffic_latency, self.latency = self.latency, LatencyHistogram()
-
-    @property
-    def throughput(self) -> float:
-        return self.phase_sent / self.phase_seconds if self.phase_seconds > 0 else 0.0
+_LATENCY_KEYS = ("latency_p50_ms", "latency_p99_ms", "latency_max_ms")
 
 
 def client_stats(stats: object) -> dict[str, Any]:
-    """The client's own counters as plain data, whatever shape ``Client.stats()`` returns."""
-    if stats is None:
+    """The client's own counters as plain data, without its latency figures.
+
+    The client's histogram also holds the log-ins, log-outs and its own probes; the run's one
+    latency figure is the traffic's (``latency_ms``), so the client's is left out rather than
+    reported as a second, different p50.
+    """
+    built = msgspec.to_builtins(stats)
+    if not isinstance(built, dict):
         return {}
-    if isinstance(stats, Mapping):
-        return {str(k): v for k, v in stats.items()}
-    try:
-        import msgspec
-
-        built = msgspec.to_builtins(stats)
-        if isinstance(built, dict):
-            return built
-    except (TypeError, ImportError):
-        pass
-    slots = getattr(type(stats), "__slots__", ())
-    names = slots or [n for n in vars(stats) if not n.startswith("_")]
-    return {name: getattr(stats, name) for name in names}
+    return {k: v for k, v in built.items() if k not in _LATENCY_KEYS}
 
 
-def summary_dict(tally: Tally, *, agents: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+def summary_dict(
+    tally: Tally,
+    *,
+    agents: int,
+    logins: Tally,
+    logouts: Tally | None,
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
     """The machine-readable report: one flat-ish JSON object, keys documented in ``--help``."""
     return {
         "agents": agents,
-        "commands": tally.sent,
-        "answered": tally.answered,
-        "errors": tally.error_count,
-        "errors_by_code": dict(tally.errors.most_common()),
-        "timeouts": tally.timeouts,
-        "connection_lost": tally.connection_lost,
-        "lost": tally.lost,
+        "logged_in": logins.answered,
+        "login_failures": agents - logins.answered,
+        "login_errors_by_code": dict(logins.errors_by_code.most_common()),
+        "logout_failures": (logouts.sent - logouts.answered) if logouts is not None else 0,
+        **tally.as_dict(),
         "calls": tally.calls_completed,
         "calls_failed": tally.calls_failed,
-        "duration_s": round(tally.phase_seconds, 3),
+        "duration_s": round(tally.seconds, 3),
         "throughput_cps": round(tally.throughput, 1),
-        "latency_ms": (tally.traffic_latency or tally.latency).as_dict(),
-        "login_latency_ms": (tally.setup_latency or LatencyHistogram()).as_dict(),
+        "latency_ms": tally.latency_ms(),
         **extra,
     }
 
 
-def render_summary(report: Mapping[str, Any], title: str) -> Panel:
+def problems(report: Mapping[str, Any], *, allow_login_failures: bool = False) -> list[str]:
+    """What went wrong in a run, in words; empty when nothing did (exit code 0)."""
+    out: list[str] = []
+    if report["logged_in"] == 0:
+        out.append(f"no agent logged in (of {report['agents']:,})")
+    elif report["login_failures"] and not allow_login_failures:
+        out.append(f"{report['login_failures']:,} of {report['agents']:,} agents did not log in")
+    if report["unanswered"]:
+        out.append(
+            f"{report['unanswered']:,} commands unanswered "
+            f"({report['timeouts']:,} timed out, {report['lost']:,} lost with the link)"
+        )
+    if report["unexpected"]:
+        out.append(f"{report['unexpected']:,} commands failed unexpectedly")
+    if report["logout_failures"]:
+        out.append(f"{report['logout_failures']:,} agents did not log out")
+    return out
+
+
+def render_summary(
+    report: Mapping[str, Any], title: str, *, allow_login_failures: bool = False
+) -> Panel:
     """The closing table a newcomer reads: what ran, how fast, and whether anything went wrong."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_column(style="dim")
     lat = report["latency_ms"]
+    agents, logged = report["agents"], report["logged_in"]
     rows: list[tuple[str, str, str]] = [
-        ("agents", f"{report['agents']:,}", "logged in by one client"),
+        ("logged in", f"{logged:,} of {agents:,}", "agents, through one client"),
         ("calls", f"{report['calls']:,}", f"{report['calls_failed']:,} did not complete"),
-        ("commands", f"{report['commands']:,}", "sent, each awaited for its answer"),
+        ("commands", f"{report['commands']:,}", "traffic sent, each awaited for its answer"),
         ("throughput", f"{report['throughput_cps']:,.0f}/s", f"over {report['duration_s']:.1f} s"),
-        ("latency p50", f"{lat['p50']:.2f} ms", "command sent -> first answering event"),
+        ("latency p50", f"{lat['p50']:.2f} ms", "command sent -> its answering event"),
         ("latency p99", f"{lat['p99']:.2f} ms", f"max {lat['max']:.2f} ms"),
         ("errors", f"{report['errors']:,}", "connector answered <target>#Error#<code>"),
-        ("lost", f"{report['lost']:,}", "no answer: timed out or link dropped"),
+        ("unavailable", f"{report['unavailable']:,}", "refused: connector OUT_OF_SERVICE"),
+        ("timeouts", f"{report['timeouts']:,}", "no answer within the TTL"),
+        ("lost", f"{report['lost']:,}", "link dropped, outcome unknown"),
     ]
     if "events" in report:
         rows.insert(3, ("events", f"{report['events']:,}", "received by the client"))
     for name, value, note in rows:
         table.add_row(name, value, note)
     parts: list[Any] = [table]
-    if report["errors_by_code"]:
-        codes = Table("error code", "count", box=None, header_style="bold red")
-        for code, count in report["errors_by_code"].items():
-            codes.add_row(code, f"{count:,}")
-        parts.append(codes)
-    ok = report["lost"] == 0
-    verdict = "[green]nothing lost[/]" if ok else f"[red]{report['lost']:,} commands lost[/]"
+    codes = {**report["errors_by_code"]}
+    for code, count in report.get("login_errors_by_code", {}).items():
+        codes[f"{code} (log-in)"] = count
+    if codes:
+        listing = Table("error code", "count", box=None, header_style="bold red")
+        for code, count in codes.items():
+            listing.add_row(code, f"{count:,}")
+        parts.append(listing)
+    wrong = problems(report, allow_login_failures=allow_login_failures)
+    verdict = "[green]nothing lost[/]" if not wrong else f"[red]{'; '.join(wrong)}[/]"
     return Panel(Group(*parts), title=title, subtitle=verdict, expand=False)

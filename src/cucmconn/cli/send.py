@@ -17,10 +17,19 @@ from typing import Any
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 
 from ..codec import COMMANDS
 from ..codec.commands import canonical_command
 from ..errors import CommandError, CommandTimeout, ConnectionLost, ServiceUnavailable
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_connection_options,
+    non_negative,
+    stderr_console,
+    stdout_console,
+)
 from .session import open_client, open_emulator, wants_emulator
 from .watch import describe_event, event_dict
 
@@ -51,6 +60,7 @@ or "error", "events"}}.
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """``cucmconn send``'s options."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "send",
         help="send one command and print the answering event",
@@ -66,11 +76,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="agent extension (Hello/Beat: destination, default this client's)",
     )
     parser.add_argument("args", metavar="ARGS", nargs="*", help="command arguments")
-    parser.add_argument("--url", default="memory://", help="broker URL (default memory://)")
-    parser.add_argument("--ttl", type=float, default=10.0, help="seconds to wait for the answer")
+    add_connection_options(parser)
     parser.add_argument(
         "--follow",
-        type=float,
+        type=non_negative,
         default=0.0,
         metavar="SECONDS",
         help="after the answer, keep printing events on this client's topic for SECONDS",
@@ -79,18 +88,6 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--any", action="store_true", help="send a command name this tool does not know"
     )
-    parser.add_argument("--queue", default="Connector1", help="connector command queue")
-    parser.add_argument("--destination", default=None, help="this client's destination (topic)")
-    parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds for Hello")
-    emu = parser.add_mutually_exclusive_group()
-    emu.add_argument(
-        "--emulate",
-        dest="emulate",
-        action="store_true",
-        default=None,
-        help="run the emulator in this process (default on memory://)",
-    )
-    emu.add_argument("--no-emulator", dest="emulate", action="store_false")
     parser.set_defaults(handler=_handle)
     return parser
 
@@ -110,8 +107,6 @@ def _command_args(
 
 
 async def _handle(args: argparse.Namespace) -> int:
-    from .main import EXIT_FAILED, EXIT_OK, stderr_console
-
     console = stderr_console()
     name = canonical_command(args.command)  # a ValueError naming a malformed command
     if name not in COMMANDS and not args.any:
@@ -119,8 +114,6 @@ async def _handle(args: argparse.Namespace) -> int:
             f"unknown command {args.command!r}; known: {', '.join(COMMANDS)} "
             "(--any sends it anyway)"
         )
-    if not args.ttl > 0:
-        raise ValueError("--ttl must be > 0")
     emulate = wants_emulator(args.url, args.emulate)
     async with (
         open_emulator(args.url, queue=args.queue, extensions="1000-1999", enabled=emulate),
@@ -130,6 +123,7 @@ async def _handle(args: argparse.Namespace) -> int:
             queue=args.queue,
             ttl=args.ttl,
             handshake_timeout=args.connect_timeout,
+            say=None if args.json else console.print,
         ) as client,
     ):
         target, cmd_args = _command_args(name, args.target, list(args.args), client.destination)
@@ -172,8 +166,40 @@ async def _follow(stream: Any, seconds: float, answer: Any) -> list[Any]:
 def _error_dict(exc: Exception) -> dict[str, Any]:
     out: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, CommandError):
-        out.update(code=exc.code, target=exc.target, advice=exc.advice, retriable=exc.retriable)
+        out.update(
+            code=exc.code,
+            target=exc.target,
+            advice=exc.advice,
+            retriable=exc.retriable,
+            what_to_do=what_to_do(exc),
+        )
     return out
+
+
+_AGAIN = "send the request again."
+
+
+def what_to_do(exc: CommandError) -> str:
+    """The advice to print for an error answer, consistent with what can work.
+
+    The guide's advice for a few codes (PRIVILLEGE_VIOLATION among them) repeats PLEASE_RETRY's
+    "send the request again"; the code table marks those not retriable, and the same request
+    sent again would fail the same way.  So the guide's sentence is kept only where a retry can
+    succeed, and the privilege codes get what does work instead.
+    """
+    if exc.code.upper() in _PRIVILEGE:
+        return (
+            "the connector takes an agent's commands only from the destination that logged it "
+            "in: send with that --destination (sending the same request again will not help)"
+        )
+    advice = exc.advice
+    if exc.retriable or not advice.lower().endswith(_AGAIN):
+        return advice
+    kept = advice[: -len(_AGAIN)].rstrip(" .")
+    return f"{kept + '; ' if kept else ''}sending the same request again will not help"
+
+
+_PRIVILEGE = ("PRIVILLEGE_VIOLATION", "PREVILLEGE_VIOLATION")
 
 
 def _report(
@@ -191,16 +217,11 @@ def _report(
         return
     head = f"{result['command']}#{result['target']}"
     if exc is not None:
-        console.print(f"[red]{head} failed:[/] {type(exc).__name__}: {exc}")
+        console.print(f"[red]{escape(head)} failed:[/] {type(exc).__name__}: {escape(str(exc))}")
         if isinstance(exc, CommandError):
-            console.print(f"  [dim]what to do: {exc.advice}[/]")
-            if exc.code.startswith(("PRIVILLEGE", "PREVILLEGE")):
-                console.print(
-                    "  [dim]hint: is the agent logged in from another destination? "
-                    "send with the same --destination that logged it in[/]"
-                )
+            console.print(f"  [dim]what to do: {escape(what_to_do(exc))}[/]")
         return
-    out = Console(highlight=False, soft_wrap=True)
+    out = stdout_console()
     out.print(f"{head} answered in {result['latency_ms']:.1f} ms:")
     out.print(describe_event(answer))
     for event in more or ():

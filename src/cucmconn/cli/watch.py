@@ -23,16 +23,36 @@ from typing import Any
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from ..codec import decode_event
 from ..codec.events import ErrorEvent, Event, SystemStatus, TerminalStatus, UnknownEvent
 from ..errors import ConnectorError, ProtocolError
-from .session import CannotConnect, open_client, open_emulator, wants_emulator
+from ..transport import open_transport, topic
+from .common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_OK,
+    StopSignal,
+    add_connection_options,
+    positive,
+    positive_int,
+    stderr_console,
+    stdout_console,
+)
+from .session import (
+    CannotConnect,
+    check_url,
+    connect_hint,
+    open_client,
+    open_emulator,
+    wants_emulator,
+)
 
 __all__ = ["add_parser", "describe_event", "event_dict"]
 
-_DESCRIPTION = """\
+_DESCRIPTION = f"""\
 Show one agent's events as they happen (state changes, calls ringing, dialog states, errors).
 
 Events reach the client destination that logged the agent in. Two ways to watch:
@@ -40,6 +60,9 @@ Events reach the client destination that logged the agent in. Two ways to watch:
   (no --destination)    active: log the agent in from here (its events then come here), and
                         log it out on exit unless --stay. Use on test desks or the emulator.
 With --json, each event is one JSON object per line on stdout (JSON Lines).
+In active mode, a log-out the connector refuses on exit (the agent still has a call) is reported
+and the exit code is 1: the agent stays logged in.
+{EXIT_CODES_HELP}
 """
 
 _STYLE = {
@@ -53,36 +76,33 @@ _STYLE = {
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """``cucmconn watch``'s options."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "watch",
         help="a live tail of one agent's events",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", default="memory://", help="broker URL (default memory://)")
-    parser.add_argument("--agent", required=True, help="the agent's extension, e.g. 1001")
-    parser.add_argument(
-        "--destination", default=None, help="passive: the topic the agent's own client uses"
+    add_connection_options(
+        parser,
+        ttl=False,
+        destination_help="passive: the topic the agent's own client uses (nothing is sent)",
     )
+    parser.add_argument("--agent", required=True, help="the agent's extension, e.g. 1001")
     parser.add_argument("--json", action="store_true", help="one JSON object per event (stdout)")
     parser.add_argument("--stay", action="store_true", help="active mode: do not log out on exit")
     parser.add_argument(
-        "--seconds", type=float, default=None, help="stop after this many seconds (default: never)"
+        "--seconds",
+        type=positive,
+        default=None,
+        help="stop after this many seconds (default: never)",
     )
     parser.add_argument(
-        "--max-events", type=int, default=None, help="stop after this many events (default: never)"
-    )
-    parser.add_argument("--queue", default="Connector1", help="connector command queue")
-    parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds for Hello")
-    emu = parser.add_mutually_exclusive_group()
-    emu.add_argument(
-        "--emulate",
-        dest="emulate",
-        action="store_true",
+        "--max-events",
+        type=positive_int,
         default=None,
-        help="run the emulator in this process (default on memory://)",
+        help="stop after this many events (default: never)",
     )
-    emu.add_argument("--no-emulator", dest="emulate", action="store_false")
     parser.set_defaults(handler=_handle)
     return parser
 
@@ -158,17 +178,13 @@ class _Printer:
 
 
 async def _handle(args: argparse.Namespace) -> int:
-    from .main import EXIT_OK, StopSignal, stderr_console
-
     console = stderr_console()
     emulate = wants_emulator(args.url, args.emulate)
+    ok = True
     with StopSignal() as stop:
         done = stop.event
         printer = _Printer(
-            args.json,
-            console if args.json else Console(highlight=False, soft_wrap=True),
-            args.max_events,
-            done,
+            args.json, console if args.json else stdout_console(), args.max_events, done
         )
         if args.seconds is not None:
             asyncio.get_running_loop().call_later(args.seconds, done.set)
@@ -178,16 +194,15 @@ async def _handle(args: argparse.Namespace) -> int:
             if args.destination:
                 await _passive(args.url, args.destination, args.agent, printer, console)
             else:
-                await _active(args, printer, console)
+                ok = await _active(args, printer, console)
     console.print(f"[dim]{printer.count} event(s) shown[/]")
-    return EXIT_OK
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 async def _passive(
     url: str, destination: str, ext: str, printer: _Printer, console: Console
 ) -> None:
     """Events for ``ext`` on someone else's topic until done; nothing is sent."""
-    from ..transport import open_transport, topic
 
     def on_message(message: Any) -> None:
         try:
@@ -197,11 +212,14 @@ async def _passive(
         if _for_agent(event, ext):
             printer.show(event)  # printed at once: nothing buffers, nothing grows
 
+    check_url(url)
     transport = open_transport(url)
     try:
         await transport.connect()
     except (ConnectorError, OSError) as exc:
-        raise CannotConnect(f"cannot reach the broker at {transport.display_url}: {exc}") from exc
+        raise CannotConnect(
+            f"cannot reach the broker at {transport.display_url}: {exc}{connect_hint(url, exc)}"
+        ) from exc
     try:
         await transport.subscribe(topic(destination), on_message)
         console.print(f"[dim]listening on /topic/{destination} for agent {ext} (Ctrl-C stops)[/]")
@@ -210,10 +228,17 @@ async def _passive(
         await transport.close()
 
 
-async def _active(args: argparse.Namespace, printer: _Printer, console: Console) -> None:
-    """Log the agent in from here and tail its events; log it out on exit unless --stay."""
+async def _active(args: argparse.Namespace, printer: _Printer, console: Console) -> bool:
+    """Log the agent in from here and tail its events; log it out on exit unless --stay.
+
+    Returns False when the log-out was refused or failed (the agent is still logged in).
+    """
     async with open_client(
-        args.url, queue=args.queue, handshake_timeout=args.connect_timeout
+        args.url,
+        queue=args.queue,
+        client_destination=args.destination,
+        handshake_timeout=args.connect_timeout,
+        say=console.print,
     ) as client:
         agent = client.agent(args.agent)
         stream = agent.events()
@@ -229,9 +254,22 @@ async def _active(args: argparse.Namespace, printer: _Printer, console: Console)
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            if not args.stay and agent.logged_in:
-                with contextlib.suppress(ConnectorError):
-                    await agent.logout()
+        if args.stay or not agent.logged_in:
+            return True
+        try:
+            await agent.logout()
+        except ConnectorError as exc:
+            console.print(
+                f"[red]error:[/] the log-out of agent {args.agent} failed, it is still logged "
+                f"in: {type(exc).__name__}: {escape(str(exc))}"
+            )
+            if agent.calls:
+                console.print(
+                    f"  [dim]hint: it has {len(agent.calls)} call(s); release them, then log it "
+                    "out (cucmconn send Logout ...)[/]"
+                )
+            return False
+        return True
 
 
 async def _read(stream: AsyncIterator[Any], printer: _Printer) -> None:

@@ -89,24 +89,41 @@ class ClientStats(msgspec.Struct, frozen=True, gc=False):
     """A snapshot of :class:`StatsCounters`, safe to keep, compare or serialise."""
 
     sent: int
+    """Commands sent (probes included)."""
     answered: int
+    """Commands resolved by an event."""
     errors: int
+    """Commands answered ``<for>#Error#<CODE>`` (raised as CommandError)."""
     timeouts: int
+    """Commands with no answer within their TTL (CommandTimeout)."""
     late: int
+    """Answers that came after their command had failed or was cancelled: dropped."""
     malformed: int
+    """Messages on the topic that were not a valid event: dropped."""
     reconnects: int
+    """Times the transport restored a lost link."""
     cancelled: int
+    """Commands whose caller stopped waiting (task cancelled)."""
     connection_lost: int
+    """Commands failed with ConnectionLost (link down while in flight or before sending)."""
     service_unavailable: int
+    """Commands refused because the connector was OUT_OF_SERVICE (ServiceUnavailable)."""
     unmatched: int
+    """Events with a correlation id no command of this client ever had."""
     dropped_events: int
+    """Events a full stream dropped (overflow ``"drop_oldest"``)."""
     in_flight: int
+    """Commands awaiting their answer at the snapshot."""
     latency_p50_ms: float
+    """Median command latency (send to answer) in the current window, milliseconds."""
     latency_p99_ms: float
+    """99th percentile of the same."""
     latency_max_ms: float
+    """Longest of the same."""
 
     @classmethod
     def snapshot(cls, counters: StatsCounters, in_flight: int) -> ClientStats:
+        """Freeze ``counters`` (and the in-flight count) into a snapshot."""
         hist = counters.latency
         return cls(
             sent=counters.sent,

@@ -39,6 +39,12 @@ __all__ = ["AgentTracker", "Call"]
 _ENDED = frozenset({"DROPPED", "FAILED"})
 _UP = frozenset({CallStatus.ACTIVE, CallStatus.INITIATED, CallStatus.INITIATING})
 _ON_CALL = frozenset({AgentStatus.TALKING, AgentStatus.HOLD})
+# Exact wire value -> member: the hot path's one dict lookup (parse() handles the rest).
+_AGENT_STATES: dict[str, AgentStatus] = {member.value: member for member in AgentStatus}
+_CALL_STATES: dict[str, CallStatus] = {member.value: member for member in CallStatus}
+# Members as plain module constants: an Enum class attribute lookup costs more on this path.
+_LOGOUT, _TALKING, _HOLD = AgentStatus.LOGOUT, AgentStatus.TALKING, AgentStatus.HOLD
+_ALERTING, _HELD = CallStatus.ALERTING, CallStatus.HELD
 E = TypeVar("E", bound=Event)
 
 
@@ -151,9 +157,9 @@ class AgentTracker:
         Then the event goes to the agent's streams and :meth:`wait_for` waiters.
         """
         if isinstance(event, AgentState):
-            state = AgentStatus.parse(event.state)
+            state = _AGENT_STATES.get(event.state) or AgentStatus.parse(event.state)
             self.state = state
-            self.logged_in = state != AgentStatus.LOGOUT
+            self.logged_in = state != _LOGOUT
             if state not in _ON_CALL:
                 self._idle = state
             if not self.logged_in:
@@ -231,18 +237,19 @@ class AgentTracker:
 
     def _bring_state_forward(self) -> None:
         state = self.state
-        if state is None or state == AgentStatus.LOGOUT:
+        if state is None or state is _LOGOUT:
             return
         held = False
-        for call in (self._calls or {}).values():
-            leg = call.state
-            if leg in _UP or (leg == CallStatus.ALERTING and not call.inbound):
-                self.state = AgentStatus.TALKING
-                return
-            if leg == CallStatus.HELD:
-                held = True
+        if self._calls:
+            for call in self._calls.values():
+                leg = call.state
+                if leg in _UP or (leg is _ALERTING and not call.inbound):
+                    self.state = _TALKING
+                    return
+                if leg is _HELD:
+                    held = True
         if held:
-            self.state = AgentStatus.HOLD
+            self.state = _HOLD
         elif state in _ON_CALL and self._idle is not None:
             self.state = self._idle
 
@@ -276,7 +283,7 @@ class AgentTracker:
         previous = self._calls.get(cid) if self._calls else None
         other = others[0] if others else (previous.other_party if previous else None)
         inbound = previous.inbound if previous else False
-        state = CallStatus.parse(event.state)
+        state = _CALL_STATES.get(event.state) or CallStatus.parse(event.state)
         self._store(Call(cid, state, participants, other, event.changed_at, inbound))
 
     def _apply_inbound(self, event: InboundCall) -> None:
@@ -288,7 +295,7 @@ class AgentTracker:
         if not participants and event.other_party:
             participants = (event.other_party, self.extension)
         other = event.other_party or (previous.other_party if previous else None)
-        state = CallStatus.parse(event.state)
+        state = _CALL_STATES.get(event.state) or CallStatus.parse(event.state)
         self._store(Call(cid, state, participants, other, event.start_time, True))
 
     def _store(self, call: Call) -> None:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..client import loop as loops
 from ..errors import ConnectorError
 from ..transport.url import redact_url
 from .directory import DEFAULT_EXTENSIONS, parse_extensions
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run a virtual CUCM behind the connector's wire protocol: it consumes the command "
             "queue like the real connector and answers on the clients' topics."
         ),
+        epilog="Exit codes: 0 stopped (Ctrl-C); 2 bad options or the broker cannot be reached.",
     )
     parser.add_argument("--url", default="stomp://127.0.0.1:61613", help="broker URL")
     parser.add_argument("--queue", default="Connector1", help="command queue name")
@@ -46,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--inbound-rate", type=float, default=0.0, help="customer calls per second (0: none)"
     )
     parser.add_argument("--stats-every", type=float, default=0.0, help="log stats every N s")
+    parser.add_argument(
+        "--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     parser.add_argument(
         "--require-sender",
         action="store_true",
@@ -101,7 +107,8 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 after an interrupt, 2 on bad options)."""
+    """Entry point; returns the exit code (0 after an interrupt, 2 on bad options or when the
+    broker cannot be reached: the same codes as the rest of ``cucmconn``)."""
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -112,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--licenses must be >= 0")
     if args.latency < 0 or args.inbound_rate < 0:
         parser.error("--latency and --inbound-rate must be >= 0")
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO if args.verbose == 1 else logging.DEBUG)
     args.owners_map = None
     if args.owners is not None:
         if not args.require_sender:
@@ -121,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     try:
-        asyncio.run(_serve(args, asyncio.Event()))
+        loops.run(_serve(args, asyncio.Event()), use_uvloop=args.loop != "asyncio")
     except KeyboardInterrupt:
         return 0
     except (ConnectorError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     return 0

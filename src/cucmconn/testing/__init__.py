@@ -1,7 +1,8 @@
 """``cucmconn.testing``: test an application built on cucmconn without a Cisco lab.
 
 The pytest plugin (installed with cucmconn, module ``pytest_cucmconn``) gives the fixtures
-``connector``, ``cucmconn_client`` and ``cucmconn_client_factory``; this package is what they
+``connector``, ``cucmconn_client``, ``cucmconn_client_factory`` and ``connector_from_trace``;
+this package is what they
 are made of, usable without pytest too (``async with open_connector() as connector``).  See
 docs/testing.md.
 """
@@ -19,6 +20,7 @@ from .connector import (
     ManualClock,
     open_connector,
 )
+from .replay import TraceConnector, open_trace_connector
 
 __all__ = [
     "DETERMINISTIC_EPOCH",
@@ -32,5 +34,7 @@ __all__ = [
     "Fault",
     "ManualClock",
     "ScenarioTimeout",
+    "TraceConnector",
     "open_connector",
+    "open_trace_connector",
 ]

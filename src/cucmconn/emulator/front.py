@@ -434,6 +434,12 @@ class Front:
             destination[:128],
             f"; {more} more refused since the last report" if more else "",
         )
+        if user is None:
+            log.warning(
+                "the command carried no %s: --require-sender needs a broker with "
+                "authentication and populateJMSXUserID (cucmconn broker start --secure)",
+                USER_HEADER,
+            )
         return False
 
     def _requester(

@@ -2,10 +2,15 @@
 
 ``throttled_activemq`` has producer flow control with a 1 MB ``memoryLimit`` on
 ``Connector1``.  Once the connector stops consuming, about a thousand commands fill the queue
-and the broker stops reading the client's socket: every later write blocks.  Before the fix,
-under 1,000 agents at about 4,000 commands/s with ``ttl=0.25``, commands ended 5.6 s and
-10.3 s past their TTL.  The promise tested here: every command ends (answer or
-``CommandTimeout``) by its deadline plus scheduling noise, and the client's counts add up.
+and the broker stops reading the client's socket (its log says so; the test checks).  The
+issue's run: 1,000 agents at about 4,000 commands/s with ``ttl=0.25``; commands ended 5.6 s and
+10.3 s past their TTL.  The promise tested here: every command ends (answer, ``CommandTimeout``
+or, once the client has learnt the connector is gone, ``ServiceUnavailable``) by its deadline
+plus scheduling noise, and the client's counts add up.
+
+Not covered here: in 6 s the client writes about 3 MB, which the kernel's socket buffers still
+absorb, so its own writes are never seen blocked (``throttle_episodes`` stays 0); the
+transport's tests cover a blocked link and frames past their deadline.
 
 Scheduling noise is measured, not guessed: a ticker in the same loop records how late its
 own 10 ms sleeps wake up; a command may end that late past its deadline, plus ``SLACK`` (the
@@ -21,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from scripts.soak import Tally, counted
 
 from cucmconn import Client, Emulator
+from cucmconn.cli.tally import Tally, counted
 from cucmconn.client.correlation import BUCKET_SECONDS
 from tests.activemq import THROTTLED_QUEUE, BrokerHandle
 
@@ -33,6 +38,7 @@ AGENTS = [str(70_000 + i) for i in range(1000)]
 RATE = 4000.0  # commands/s in total, as in the issue
 TTL = 0.25
 RUN = 6.0  # seconds of load
+OUTCOMES = ("answered", "errors", "timeouts", "service_unavailable", "connection_lost", "cancelled")
 SLACK = 2 * BUCKET_SECONDS
 """The client's documented deadline resolution: a command times out between ``ttl`` and
 ``ttl + 2 * BUCKET_SECONDS``; past that, only the loop's measured lag may add."""
@@ -78,12 +84,6 @@ async def _pace(
         await asyncio.sleep(0.005)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 case 1, client side: a command queued behind its agent's previous one "
-    "ends 1-3 s past its deadline on main as of 2026-11-30 (the client's fix is pending); "
-    "strict, so the fix turns this into a failure until the mark is removed",
-)
 async def test_every_command_ends_by_its_deadline_while_the_broker_throttles(
     throttled_activemq: BrokerHandle,
 ) -> None:
@@ -127,18 +127,24 @@ async def test_every_command_ends_by_its_deadline_while_the_broker_throttles(
         f"({tally.sent / RUN:,.0f} cmd/s issued over {RUN:g} s); "
         f"past deadline p50 {p50 * 1000:.0f} ms, "
         f"p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms; loop lag max {lag * 1000:.0f} ms; "
-        f"client stats sent {stats.sent:,} timeouts {stats.timeouts:,} late {stats.late}; "
+        f"client: issued {stats.issued - before.issued:,}, written {stats.sent - before.sent:,}, "
+        f"timeouts {stats.timeouts - before.timeouts:,} ({stats.timed_out_unsent:,} never "
+        f"written), throttle episodes {stats.throttle_episodes}, late {stats.late}; "
         f"broker throttled: {throttled}"
     )
     assert throttled, "the broker never throttled: the test did not reproduce the condition"
     assert not pending, f"{len(pending)} command(s) still waiting {TTL + 5:g} s after the load"
     assert tally.unexpected == 0 and tally.balanced, tally.line()
     assert tally.sent >= 0.6 * RATE * RUN, f"only {tally.sent:,} commands issued"
-    assert tally.timeouts > 0, "with no connector, commands must time out"
-    # The client counts each command once, by its outcome (its own Hello/Beat may add a few).
-    assert stats.sent - before.sent >= tally.sent
+    assert tally.answered == 0 and tally.timeouts > 0, "no connector drains: nothing answers"
+    # The client counts each command once, by its outcome (its own Hello/Beat may add a few),
+    # including one that timed out before it was ever written.
+    issued = stats.issued - before.issued
+    ended = sum(getattr(stats, f) - getattr(before, f) for f in OUTCOMES)
+    assert issued >= tally.sent
+    assert ended == issued - (stats.in_flight - before.in_flight), (issued, ended)
     assert tally.timeouts <= stats.timeouts - before.timeouts <= tally.timeouts + 5
-    assert stats.timeouts <= stats.sent, "timeouts counted more often than commands sent"
+    assert tally.unavailable <= stats.service_unavailable - before.service_unavailable
     assert worst <= lag + SLACK, (
         f"a command ended {worst * 1000:.0f} ms past its deadline "
         f"(loop lag at most {lag * 1000:.0f} ms, slack {SLACK * 1000:.0f} ms)"

@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..codec import encode_event
-from ..codec.commands import ALIASES, is_probe, parse_command
+from ..codec import encode_event, parse_command
+from ..codec.commands import ALIASES, is_probe
 from ..codec.events import ErrorEvent, Event, SystemStatus
 from ..codec.text import decode_text
 from ..errors import ConnectorError, ProtocolError

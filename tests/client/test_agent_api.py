@@ -441,6 +441,8 @@ async def test_wait_for_timeout_predicate_error_and_close(
     agent = client.agent("100")
     with pytest.raises(TimeoutError):
         await agent.wait_for(AgentState, timeout=0.05)
+    with pytest.raises(TypeError, match="agent's event type"):
+        agent.wait_for(cucmconn.SystemStatus)  # never reaches an agent: refused, not hung
 
     def broken(event: AgentState) -> bool:
         raise RuntimeError("predicate bug")

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 
 from ..codec import COMMANDS
 from ..codec.commands import canonical_command
@@ -216,9 +217,9 @@ def _report(
         return
     head = f"{result['command']}#{result['target']}"
     if exc is not None:
-        console.print(f"[red]{head} failed:[/] {type(exc).__name__}: {exc}")
+        console.print(f"[red]{escape(head)} failed:[/] {type(exc).__name__}: {escape(str(exc))}")
         if isinstance(exc, CommandError):
-            console.print(f"  [dim]what to do: {what_to_do(exc)}[/]")
+            console.print(f"  [dim]what to do: {escape(what_to_do(exc))}[/]")
         return
     out = stdout_console()
     out.print(f"{head} answered in {result['latency_ms']:.1f} ms:")

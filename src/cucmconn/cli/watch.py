@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from ..codec import decode_event
@@ -260,7 +261,7 @@ async def _active(args: argparse.Namespace, printer: _Printer, console: Console)
         except ConnectorError as exc:
             console.print(
                 f"[red]error:[/] the log-out of agent {args.agent} failed, it is still logged "
-                f"in: {type(exc).__name__}: {exc}"
+                f"in: {type(exc).__name__}: {escape(str(exc))}"
             )
             if agent.calls:
                 console.print(

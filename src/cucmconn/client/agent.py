@@ -31,8 +31,10 @@ from ..codec.events import (
     AgentStatus,
     CallStatus,
     DialogState,
+    ErrorEvent,
     Event,
     InboundCall,
+    TerminalStatus,
 )
 from ..errors import CommandTimeout
 from .streams import EventStream
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["AgentSession", "Call"]
 
 E = TypeVar("E", bound=Event)
+_AGENT_EVENTS = (AgentInfo, AgentState, DialogState, InboundCall, TerminalStatus, ErrorEvent)
+"""The event types an agent receives (SystemStatus and UnknownEvent belong to no agent)."""
 
 
 def _is_ringing(event: InboundCall) -> bool:
@@ -186,10 +190,16 @@ class AgentSession:
             await agent.make_call("1002")
             await ended
 
-        Raises ``TimeoutError`` after ``timeout`` seconds (``None``: no deadline; cancel it
+        ``kind`` is one of the events an agent receives: ``AgentInfo``, ``AgentState``,
+        ``DialogState``, ``InboundCall``, ``TerminalStatus`` or ``ErrorEvent`` (anything else
+        raises ``TypeError`` at once; read ``client.events()`` for the others).  The future
+        fails with ``TimeoutError`` after ``timeout`` seconds (``None``: no deadline; cancel it
         instead) and :class:`~cucmconn.ConnectionLost` when the client closes.  An exception
         from ``predicate`` fails the future with it.  Cancelling the future stops the watch.
         """
+        if not (isinstance(kind, type) and issubclass(kind, _AGENT_EVENTS)):
+            names = ", ".join(k.__name__ for k in _AGENT_EVENTS)
+            raise TypeError(f"wait_for() takes an agent's event type ({names}), not {kind!r}")
         return self._tracker.wait_for(kind, predicate, timeout)
 
     async def next_call(self, *, timeout: float | None = None) -> Call:  # noqa: ASYNC109

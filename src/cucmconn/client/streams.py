@@ -39,7 +39,11 @@ StreamItem: TypeAlias = Event | EventsMayBeMissed
 
 
 class EventStream:
-    """One reader's bounded buffer; iterate it with ``async for``."""
+    """One reader's bounded buffer; iterate it with ``async for``.
+
+    ``maxlen`` is its bound; ``dropped`` counts the events it dropped when full (overflow
+    ``"drop_oldest"``).  Iteration ends when the client (or the agent's session) closes.
+    """
 
     __slots__ = (
         "__weakref__",

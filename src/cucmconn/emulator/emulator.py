@@ -155,10 +155,12 @@ class Emulator:
 
     @property
     def directory(self) -> Directory:
+        """The emulated CUCM's extensions and licence count."""
         return self._directory
 
     @property
     def in_service(self) -> bool:
+        """True unless CUCM was taken down with :meth:`set_in_service`."""
         return self._model.in_service
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -364,6 +366,7 @@ class Emulator:
         return self._front.clients if self._front else {}
 
     def stats(self) -> EmulatorStats:
+        """A snapshot of what the emulator received, executed, sent and holds."""
         front = self._front
         counters = front.counters if front else None
         model = self._model
@@ -429,6 +432,7 @@ class Emulator:
         )
 
     async def stop_inbound_traffic(self) -> None:
+        """Stop the customers started by :meth:`start_inbound_traffic` (calls up stay up)."""
         task, self._traffic = self._traffic, None
         if task is not None:
             task.cancel()

@@ -1,0 +1,215 @@
+"""The command line's edges (issue 17): a refused log-out, exit codes that match the help,
+global options before ``emulate``, hints for the wrong scheme or port, the wait for Hello, and
+advice that agrees with the hint under it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cucmconn import Client, CommandError, Emulator
+from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main_async
+from cucmconn.cli.send import what_to_do
+from cucmconn.transport.memory import MemoryBroker, MemoryTransport
+from tests.fakeconnector import FakeConnector
+
+
+async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = await main_async(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_module(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cucmconn", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "120"},
+        check=False,
+    )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeConnector]:
+    connector = await FakeConnector(MemoryTransport()).start()
+    yield connector
+    await connector.stop()
+
+
+# -- watch: a refused log-out --------------------------------------------------------------------
+
+
+async def test_watch_reports_a_refused_logout_and_exits_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The watched agent gets a call while watched: the connector refuses its log-out."""
+    name = "watch-refused"
+    MemoryBroker.reset(name)
+    url = f"memory://{name}"
+
+    async def caller() -> None:
+        async with Client(url, handshake_timeout=5.0) as client:
+            other = client.agent("1002")
+            await other.login()
+            watched = client.agent("1001")
+            for _ in range(200):  # until the watcher has logged 1001 in
+                if (await watched.get_state()).state != "LOGOUT":
+                    break
+                await asyncio.sleep(0.02)
+            await other.make_call("1001")  # 1001 rings: it has a call when watch ends
+            await asyncio.sleep(3.0)  # keep the call up while watch logs out
+
+    task = asyncio.create_task(caller())
+    code, _, err = await cli(
+        capsys, "watch", "--url", url, "--emulate", "--agent", "1001", "--seconds", "1.5"
+    )
+    await task
+    assert code == EXIT_FAILED
+    assert "log-out of agent 1001 failed" in err and "still logged in" in err
+    assert "CF_INVALID_OBJECT_STATE" in err
+    assert "call(s)" in err  # the hint says why
+
+
+async def test_watch_exit_0_when_the_logout_is_accepted(
+    fake: FakeConnector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, _ = await cli(
+        capsys, "watch", "--no-emulator", "--agent", "1001", "--max-events", "1", "--seconds", "5"
+    )
+    assert code == EXIT_OK
+    assert [c.name for c in fake.received if c.target == "1001"] == ["Login", "Logout"]
+
+
+# -- emulate: exit codes, global options before the command ----------------------------------------
+
+
+def test_emulate_connection_error_exits_2_as_its_help_says() -> None:
+    help_text = run_module("emulate", "--help").stdout
+    assert "2 bad options or the broker cannot be reached" in help_text
+    proc = run_module("emulate", "--url", "stomp://127.0.0.1:9")
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_global_options_before_emulate() -> None:
+    proc = run_module("--loop", "asyncio", "-v", "emulate", "--url", "stomp://127.0.0.1:9")
+    assert "unrecognized arguments" not in proc.stderr
+    assert proc.returncode == EXIT_USAGE, proc.stderr  # it ran, and could not reach the broker
+    assert "127.0.0.1:9" in proc.stderr
+
+
+def test_every_command_documents_the_same_exit_codes() -> None:
+    for command in ("load", "demo", "watch"):
+        text = run_module(command, "--help").stdout.replace("\n", " ")
+        assert "2 usage or connection error" in " ".join(text.split()), command
+    top = " ".join(run_module("--help").stdout.split())
+    assert "2 usage or connection error" in top
+
+
+# -- hints --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "url", "words"),
+    [
+        (["load"], "tcp://127.0.0.1:61616", "OpenWire"),
+        (["send", "Hello"], "http://127.0.0.1:8161", "web console"),
+        (["watch", "--agent", "1001"], "tcp://broker:61616", "OpenWire"),
+    ],
+)
+async def test_a_url_of_another_protocol_gets_the_stomp_hint(
+    command: list[str], url: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = await cli(capsys, command[0], "--url", url, *command[1:])
+    assert code == EXIT_USAGE
+    assert words in err
+    assert "stomp://HOST:61613" in err
+    assert out == ""
+
+
+async def test_a_server_that_closes_before_connected_gets_the_port_hint(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What STOMP sees at a port that speaks another protocol: the connection closes."""
+
+    async def slam(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(slam, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        code, _, err = await cli(
+            capsys, "send", "--url", f"stomp://127.0.0.1:{port}", "--no-emulator",
+            "--connect-timeout", "2", "Hello",
+        )  # fmt: skip
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert code == EXIT_USAGE
+    assert "OpenWire" in err and "stomp://HOST:61613" in err, err
+
+
+async def test_waiting_for_the_connector_is_said(
+    fake: FakeConnector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.hold.add("Hello")  # the connector never answers: the wait is the whole run
+    code, _, err = await cli(
+        capsys, "send", "--no-emulator", "--connect-timeout", "1", "GetState", "1001"
+    )
+    assert code == EXIT_USAGE
+    assert "waiting for the connector on queue Connector1 to answer Hello (up to 1 s)" in err
+    assert err.index("waiting for the connector") < err.index("error:")
+
+
+async def test_no_waiting_line_when_the_connector_answers(
+    fake: FakeConnector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = await cli(capsys, "send", "--no-emulator", "GetState", "1001")
+    assert code == EXIT_OK
+    assert "waiting for the connector" not in err
+
+
+# -- advice and hint agree -------------------------------------------------------------------------
+
+
+def test_privilege_advice_does_not_say_send_it_again() -> None:
+    for code in ("PRIVILLEGE_VIOLATION", "PREVILLEGE_VIOLATION"):
+        advice = what_to_do(CommandError(code, "1001"))
+        assert "send the request again" not in advice.lower()
+        assert "--destination" in advice
+    # A code a retry can cure keeps the guide's words.
+    assert what_to_do(CommandError("PLEASE_RETRY", "1001")) == CommandError("PLEASE_RETRY").advice
+    # A code a retry cannot cure never says "send the request again".
+    for code in ("INVALID_PARTY", "LICENSES_EXCEEDED", "USER_NOT_FOUND"):
+        exc = CommandError(code, "1001")
+        if not exc.retriable:
+            assert "send the request again" not in what_to_do(exc).lower(), code
+
+
+async def test_send_to_another_destinations_agent_prints_consistent_advice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = "send-priv"
+    MemoryBroker.reset(name)
+    url = f"memory://{name}"
+    async with (
+        Emulator(url),
+        Client(url, client_destination="desk-a", handshake_timeout=5.0) as owner,
+    ):
+        await owner.agent("1001").login()
+        code, _, err = await cli(
+            capsys, "send", "--url", url, "--no-emulator", "--destination", "desk-b",
+            "MakeCall", "1001", "1002",
+        )  # fmt: skip
+        await owner.agent("1001").logout()
+    assert code == EXIT_FAILED
+    assert "PRIVILLEGE_VIOLATION" in err
+    assert "send the request again" not in err.lower()
+    assert "what to do:" in err and "--destination" in err

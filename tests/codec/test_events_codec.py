@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cucmconn.codec import ERROR_CODES, _pyevents
+from cucmconn.codec import ERROR_CODES, MAX_EVENT_BODY, _pyevents
 from cucmconn.codec.events import (
     AgentInfo,
     AgentState,
@@ -364,7 +364,14 @@ MALFORMED: list[tuple[bytes | str, str]] = [
     (b'{"type": "System", "status": "x"} trailing', "JSON"),
     (b'{"type": "\\ud800"}', "JSON"),
     (b"[1, 2]", "no '#'"),
-    (b'{"type": "X", "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "JSON"),
+    (b"1001#Agent\x00State#READY", "control character in the event type"),
+    ("1001#AgentState\x1f#READY", "control character in the event type"),
+    (b"System#IN_\x7fSERVICE", "control character in the event type"),
+    (b"1001#Error\x00#CODE", "control character in the event type"),
+    (b'{"type": "Agent\\u0000State", "agentId": "1", "state": "R"}', "control character"),
+    (b"1001#AgentState#READY#" + b"9" * 70_000, "over the limit of 65536"),
+    ("1001#AgentState#READY#" + "9" * 70_000, "over the limit of 65536"),
+    (b" " * 65_537, "over the limit"),
 ]
 
 
@@ -373,6 +380,27 @@ def test_malformed_raises_protocol_error(impl: ModuleType, body: bytes | str, wh
     with pytest.raises(ProtocolError, match="malformed event") as info:
         impl.decode_event(body)
     assert why in str(info.value)
+
+
+def test_deeply_nested_json_is_malformed(impl: ModuleType) -> None:
+    body = b'{"type": "X", "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(ProtocolError, match="JSON"):
+        impl.decode_event(body, max_size=len(body))
+
+
+@pytest.mark.parametrize("container", [bytes, bytearray, memoryview, str])
+def test_body_limit_is_inclusive_and_configurable(impl: ModuleType, container: Any) -> None:
+    text = "1001#AgentState#READY#2019-09-17 12:46:21"
+    body = container(text.encode()) if container is not str else text
+    assert impl.decode_event(body, max_size=len(text)) == AgentState(
+        "1001", "READY", "2019-09-17 12:46:21"
+    )
+    with pytest.raises(ProtocolError, match=f"over the limit of {len(text) - 1}"):
+        impl.decode_event(body, max_size=len(text) - 1)
+
+
+def test_default_limit_is_64_kib() -> None:
+    assert MAX_EVENT_BODY == _pyevents.MAX_EVENT_BODY == 65_536
 
 
 @pytest.mark.parametrize("body", [None, 42, 1.5, ["System#IN_SERVICE"]])
@@ -742,3 +770,16 @@ def test_cython_twin_is_really_compiled() -> None:
         pytest.skip("extension not built and CUCMCONN_NO_EXTENSIONS is set")
     assert _CEVENTS.__file__ is not None
     assert not _CEVENTS.__file__.endswith(".py")
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=FUZZ, limit=st.integers(0, 90))
+def test_fuzz_twins_agree_on_the_body_limit(body: bytes | str, limit: int) -> None:
+    """The limit and the control-character rule are applied alike by both twins."""
+    outcomes = []
+    for module in IMPLS:
+        try:
+            outcomes.append(module.decode_event(body, max_size=limit))
+        except ProtocolError as exc:
+            outcomes.append(str(exc) if "limit" in str(exc) else ProtocolError)
+    assert all(outcome == outcomes[0] for outcome in outcomes), (body, limit, outcomes)

@@ -30,16 +30,23 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
-from ..codec import decode_event, encode_command
+from ..codec import MAX_EVENT_BODY, decode_event, encode_command
 from ..codec.commands import canonical_command
-from ..codec.events import Event, SystemStatus
-from ..errors import ConnectionLost, ConnectorError, ServiceUnavailable, TransportError
+from ..codec.events import ErrorEvent, Event, SystemStatus
+from ..errors import (
+    CommandTimeout,
+    ConnectionLost,
+    ConnectorError,
+    ServiceUnavailable,
+    TransportError,
+)
 from ..trace.recorder import RecordingTransport, TraceRecorder
 from ..transport import Message, Transport, open_transport, redact_url, topic
 from ..transport import queue as queue_destination
 from .agent import AgentSession
 from .correlation import DEFAULT_EXPECTATIONS, Expect, Pending, PendingTable, owner_of
 from .observe import ClientObserver, CommandFinished, Observers, Outcome
+from .restarts import ADVISORY_PREFIX, ConnectorIdentity, parse_advisory
 from .slots import Slots
 from .stats import ClientStats, LatencyHistogram, StatsCounters
 from .streams import EventsMayBeMissed, EventStream, Overflow
@@ -52,6 +59,13 @@ log = logging.getLogger("cucmconn.client")
 
 ResyncCallback = Callable[["Client"], "Awaitable[None] | None"]
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+CONTRADICTING_ERRORS = frozenset({"CF_INVALID_OBJECT_STATE", "USER_NOT_FOUND"})
+"""Error codes that, for an agent believed logged in, suggest the connector sees it otherwise
+(it restarted, or CUCM logged the agent out): the agent is re-read with GetState."""
+
+RECHECK_SPACING = 1.0
+"""Seconds between two re-reads of one agent prompted by contradicting errors."""
 
 
 def default_destination() -> str:
@@ -108,6 +122,9 @@ class Client:
     re-read with GetState (streams get an ``EventsMayBeMissed`` notice first).  ``record`` (a
     path, or a ``TraceRecorder`` the caller closes) writes every message of the link to a trace
     (docs/trace-format.md), off the hot path.
+    ``max_event_body`` is the largest event body accepted (bytes, default 64 KiB); a longer one
+    is dropped and counted in ``stats().malformed``, like any undecodable body.  Events for an
+    agent without a session are counted in ``stats().unknown_agent``.
     """
 
     def __init__(
@@ -130,6 +147,10 @@ class Client:
         transport_options: Mapping[str, Any] | None = None,
         on_resync: ResyncCallback | None = None,
         record: str | os.PathLike[str] | TraceRecorder | None = None,
+        max_event_body: int = MAX_EVENT_BODY,
+        resync_interval: float = 2.0,
+        resync_rate: float = 5000.0,
+        advisories: bool = True,
     ) -> None:
         if (url is None) == (transport is None):
             raise ValueError("give exactly one of url or transport")
@@ -138,9 +159,14 @@ class Client:
             ("connect_timeout", connect_timeout),
             ("handshake_timeout", handshake_timeout),
             ("keepalive", keepalive),
+            ("resync_rate", resync_rate),
         ):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, not {value!r}")
+        if not resync_interval >= 0:
+            raise ValueError(f"resync_interval must be >= 0, not {resync_interval!r}")
+        if max_event_body < 1:
+            raise ValueError(f"max_event_body must be >= 1, not {max_event_body!r}")
         if max_in_flight < 1 or agent_buffer < 1 or client_buffer < 1:
             raise ValueError("max_in_flight, agent_buffer and client_buffer must be >= 1")
         if overflow not in ("drop_oldest", "raise"):
@@ -165,6 +191,8 @@ class Client:
         self.overflow: Overflow = overflow
         self.wait_for_service = wait_for_service
         self.on_resync = on_resync
+        self.max_event_body = max_event_body
+        self.advisories = advisories
         if correlate_fallback is True or correlate_fallback == "auto":
             expectations: Mapping[str, tuple[Expect, ...]] | None = DEFAULT_EXPECTATIONS
         elif correlate_fallback is False:
@@ -183,9 +211,13 @@ class Client:
         self._ids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:12]
         self._subscription: str | None = None
+        self._advisory_subscription: str | None = None
+        self._identity = ConnectorIdentity()
+        self._rechecks: dict[str, float] = {}
         self._connected = False
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._throttled = False
         self._owns_recorder = record is not None and not isinstance(record, TraceRecorder)
         self._recorder: TraceRecorder | None = (
             record if record is None or isinstance(record, TraceRecorder) else TraceRecorder(record)
@@ -197,11 +229,18 @@ class Client:
             announce=self._announce,
             after_resync=self._after_resync,
             service_changed=self._service_changed,
+            flow_control_held=self._flow_control_held,
+            write_blocked=self._write_blocked,
+            switch_broker=self._switch_broker,
+            can_confirm=self._recognises_probe_answers,
             spawn=self._spawn,
+            stats=self._stats,
             connect_timeout=connect_timeout,
             keepalive=keepalive,
             handshake_timeout=handshake_timeout,
             max_parallel=max_in_flight,
+            resync_interval=resync_interval,
+            resync_rate=resync_rate,
             where=f"{self._display_url} queue {queue!r}",
         )
 
@@ -241,7 +280,7 @@ class Client:
 
     def stats(self, *, reset_latency: bool = False) -> ClientStats:
         """A snapshot of the counters; ``reset_latency`` starts a new latency window after it."""
-        snapshot = ClientStats.snapshot(self._stats, len(self._table))
+        snapshot = ClientStats.snapshot(self._stats, len(self._table), self._flow_control_held())
         if reset_latency:
             self._stats.latency = LatencyHistogram()
         return snapshot
@@ -346,6 +385,8 @@ class Client:
                 _Listener(self._on_connection_lost, self._on_connection_restored)
             )
             self._subscription = await transport.subscribe(self._reply_to, self._on_message)
+            if self.advisories:
+                await self._subscribe_advisories(transport)
             self._supervisor.link_opened()
             self._connected = True
             self._spawn(self._table.run_sweeper(), "sweeper")
@@ -376,9 +417,10 @@ class Client:
         transport = self._transport
         if transport is not None:
             transport.set_listener(None)
-            if self._subscription is not None and transport.connected:
-                with contextlib.suppress(ConnectorError, OSError):
-                    await transport.unsubscribe(self._subscription)
+            for subscription in (self._subscription, self._advisory_subscription):
+                if subscription is not None and transport.connected:
+                    with contextlib.suppress(ConnectorError, OSError):
+                        await transport.unsubscribe(subscription)
             if self._owns_transport:
                 await transport.close()
         if self._owns_recorder and self._recorder is not None:
@@ -406,35 +448,46 @@ class Client:
         Raises CommandError (the connector's ``#Error#``), CommandTimeout, ServiceUnavailable or
         ConnectionLost; ValueError before anything is sent when a value would inject a field.
         Commands to an extension that has a session wait their turn behind that agent's previous
-        command.
+        command.  ``ttl`` counts from this call: time spent queued behind the agent's turn,
+        ``max_in_flight`` or a link the broker throttles is part of it, and the command ends
+        (with CommandTimeout at the latest) by then; a frame is never written after it.
         """
         jms_type, body = encode_command(command, target, *args)
         name = canonical_command(command)
         ttl = self.ttl if ttl is None else ttl
         if not ttl > 0:
             raise ValueError(f"ttl must be > 0, not {ttl!r}")
+        issued_at = asyncio.get_running_loop().time()
+        self._stats.issued += 1
         tracker = self._trackers.get(target)
         if tracker is None:
-            return await self._request(name, target, args, jms_type, body, ttl)
+            return await self._request(name, target, args, jms_type, body, issued_at, ttl)
         turn = tracker.turn
         if not turn.try_acquire():
-            await turn.acquire()
+            await self._queue_at(turn, name, target, issued_at, ttl)
         try:
-            return await self._request(name, target, args, jms_type, body, ttl)
+            return await self._request(name, target, args, jms_type, body, issued_at, ttl)
         finally:
             turn.release()
 
     async def _request(
-        self, name: str, target: str, args: tuple[str, ...], jms_type: str, body: str, ttl: float
+        self,
+        name: str,
+        target: str,
+        args: tuple[str, ...],
+        jms_type: str,
+        body: str,
+        issued_at: float,
+        ttl: float,
     ) -> Event:
         if self._closed or not self._connected or not self._supervisor.ready:
-            await self._wait_ready(name, target, ttl)
+            await self._wait_ready(name, target, issued_at, ttl)
         slots = self._slots
         if not slots.try_acquire():
-            await slots.acquire()
+            await self._queue_at(slots, name, target, issued_at, ttl)
         try:
-            entry = self._register(name, target, args, ttl)
-            await self._transmit(entry, jms_type, body, ttl)
+            entry = self._register(name, target, args, issued_at + ttl)
+            await self._transmit(entry, jms_type, body, issued_at + ttl)
             try:
                 return await entry.future
             except asyncio.CancelledError:
@@ -443,77 +496,173 @@ class Client:
         finally:
             slots.release()
 
-    async def _wait_ready(self, name: str, target: str, ttl: float) -> None:
+    async def _queue_at(
+        self, gate: Slots, name: str, target: str, issued_at: float, ttl: float
+    ) -> None:
+        """Wait for ``gate`` (an agent's turn, ``max_in_flight``), never past the deadline."""
+        try:
+            async with asyncio.timeout_at(issued_at + ttl):
+                await gate.acquire()
+        except TimeoutError:
+            self._stats.timed_out_unsent += 1
+            self._ended_early(name, target, "timeout", issued_at)
+            raise CommandTimeout(
+                f"{name}#{target}: still queued behind earlier commands when its TTL "
+                f"({ttl:g} s) ran out; never sent"
+            ) from None
+        except asyncio.CancelledError:
+            self._ended_early(name, target, "cancelled", issued_at)
+            raise
+
+    async def _wait_ready(self, name: str, target: str, issued_at: float, ttl: float) -> None:
         if self._closed or not self._connected:
+            self._ended_early(name, target, "connection_lost", issued_at)
             raise ConnectionLost(f"{name}#{target}: client is not connected")
         supervisor = self._supervisor
         if supervisor.ready:
             return
-        started = time.perf_counter()
         if not self.wait_for_service:
             if not supervisor.link_up:
-                self._refused(name, target, "connection_lost", started)
+                self._ended_early(name, target, "connection_lost", issued_at)
                 raise ConnectionLost(f"{name}#{target}: link down, the transport is reconnecting")
-            self._refused(name, target, "unavailable", started)
+            self._ended_early(name, target, "unavailable", issued_at)
             raise ServiceUnavailable(f"{name}#{target}: connector is OUT_OF_SERVICE")
         try:
-            async with asyncio.timeout(ttl):
+            async with asyncio.timeout_at(issued_at + ttl):
                 await supervisor.wait_in_service()
         except TimeoutError:
-            self._refused(name, target, "unavailable", started)
+            self._ended_early(name, target, "unavailable", issued_at)
             raise ServiceUnavailable(
                 f"{name}#{target}: connector not IN_SERVICE within {ttl:g} s"
             ) from None
+        except asyncio.CancelledError:
+            self._ended_early(name, target, "cancelled", issued_at)
+            raise
+        except ConnectionLost:
+            self._ended_early(name, target, "connection_lost", issued_at)
+            raise
 
-    def _refused(self, name: str, target: str, outcome: Outcome, started: float) -> None:
-        """Count a command that ended before it got an id (link down, connector out of service)."""
+    def _ended_early(self, name: str, target: str, outcome: Outcome, issued_at: float) -> None:
+        """Count a command that ended before it got an id (queued, link down, out of service)."""
+        stats = self._stats
         if outcome == "connection_lost":
-            self._stats.connection_lost += 1
+            stats.connection_lost += 1
+        elif outcome == "unavailable":
+            stats.service_unavailable += 1
+        elif outcome == "timeout":
+            stats.timeouts += 1
         else:
-            self._stats.service_unavailable += 1
+            stats.cancelled += 1
         if self._observers:
-            self._observers.command_finished(
-                CommandFinished(name, target, None, outcome, time.perf_counter() - started)
-            )
+            duration = asyncio.get_running_loop().time() - issued_at
+            self._observers.command_finished(CommandFinished(name, target, None, outcome, duration))
 
-    def _register(self, name: str, target: str, args: tuple[str, ...], ttl: float) -> Pending:
+    def _register(self, name: str, target: str, args: tuple[str, ...], deadline: float) -> Pending:
         now = asyncio.get_running_loop().time()
         cid = f"{self._id_prefix}-{next(self._ids):x}"
-        entry = self._table.add(cid, name, target, args, now + ttl, now)
+        entry = self._table.add(cid, name, target, args, deadline, now)
         if self._observers:
             self._observers.command_issued(name, target, cid)
         return entry
 
-    async def _transmit(self, entry: Pending, jms_type: str, body: str, ttl: float) -> None:
-        assert self._transport is not None
+    async def _transmit(self, entry: Pending, jms_type: str, body: str, deadline: float) -> None:
+        """Write one command, never after ``deadline``: its JMS expiry is the same instant."""
+        transport = self._transport
+        assert transport is not None
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:  # queued in the client until its deadline: nothing to write
+            error = CommandTimeout(f"{entry.command}#{entry.target}: TTL ran out before sending")
+            self._stats.timed_out_unsent += 1
+            self._table.fail(entry, error, "timeout")
+            _consume(entry.future)  # the error is raised here; nobody awaits the future
+            raise error
         try:
-            await self._transport.send(
+            await transport.send(
                 self._queue_dest,
                 body,
                 jms_type=jms_type,
                 correlation_id=entry.correlation_id,
                 reply_to=self._reply_to,
-                ttl=ttl,
+                ttl=remaining,
                 persistent=False,
+                deadline=deadline,
             )
         except asyncio.CancelledError:
             self._table.abandon(entry)
             raise
+        except TimeoutError as exc:
+            # Nothing of the frame was written: the link stayed blocked (the broker's producer
+            # flow control) until the command's deadline.
+            self._stats.timed_out_unsent += 1
+            self._note_throttled()
+            error = CommandTimeout(
+                f"{entry.command}#{entry.target}: not written within its TTL, the link to the "
+                f"broker was blocked (flow control?); never sent"
+            )
+            self._table.fail(entry, error, "timeout")
+            _consume(entry.future)
+            raise error from exc
         except (TransportError, OSError) as exc:
             self._table.abandon(entry, "connection_lost")
             raise ConnectionLost(f"{entry.command}#{entry.target}: send failed: {exc}") from exc
         self._stats.sent += 1
+        if self._throttled:
+            self._check_throttle_over()
         log.debug("sent %s (id %s)", jms_type, entry.correlation_id)
 
     async def _probe(self, name: str, ttl: float) -> asyncio.Future[Event]:
-        """Write a Hello/Beat; the answer acts through the supervisor, the future reports it."""
+        """Write a Hello/Beat; the answer acts through the supervisor, the future reports it.
+
+        CommandTimeout when the link stayed blocked for ``ttl`` (the probe was never written).
+        """
         jms_type, body = encode_command(name, self.destination)
-        entry = self._register(name, self.destination, (), ttl)
+        deadline = asyncio.get_running_loop().time() + ttl
+        self._stats.issued += 1
+        entry = self._register(name, self.destination, (), deadline)
         entry.future.add_done_callback(_consume)
-        await self._transmit(entry, jms_type, body, ttl)
+        await self._transmit(entry, jms_type, body, deadline)
         return entry.future
 
+    # -- flow control ---------------------------------------------------------------------------
+
+    def _flow_control_held(self) -> float:
+        """Seconds the transport spent with writing blocked by the broker (0 before connect)."""
+        transport = self._transport
+        return transport.flow_control_held if transport is not None else 0.0
+
+    def _write_blocked(self) -> bool:
+        transport = self._transport
+        return transport is not None and transport.write_blocked
+
+    def _note_throttled(self) -> None:
+        """Log once per episode that the broker holds our writes (producer flow control)."""
+        if not self._throttled:
+            self._throttled = True
+            self._stats.throttle_episodes += 1
+            log.warning(
+                "the broker at %s is not taking our writes (producer flow control?): commands "
+                "are held and end with CommandTimeout at their TTL; not declaring the "
+                "connector out of service for it",
+                self._display_url,
+            )
+
+    def _check_throttle_over(self) -> None:
+        if not self._write_blocked():
+            self._throttled = False
+            log.info(
+                "the broker at %s takes our writes again (%.1f s held by flow control in all)",
+                self._display_url,
+                self._flow_control_held(),
+            )
+
     # -- what the supervisor asks of the client ------------------------------------------------
+
+    def _recognises_probe_answers(self) -> bool:
+        return self._table.recognises_probe_answers
+
+    async def _switch_broker(self, reason: str) -> bool:
+        transport = self._transport
+        return transport is not None and await transport.switch_broker(reason)
 
     def _logged_in_agents(self) -> list[str]:
         return [ext for ext, tracker in self._trackers.items() if tracker.logged_in]
@@ -562,7 +711,7 @@ class Client:
 
     def _on_message(self, message: Message) -> None:
         try:
-            event = decode_event(message.body)
+            event = decode_event(message.body, self.max_event_body)
         except Exception as exc:
             self._stats.malformed += 1
             log.debug("malformed event dropped (%s): %r", exc, message.body)
@@ -570,24 +719,89 @@ class Client:
                 self._observers.event_received(None, "malformed")
             return
         try:
-            self._dispatch(event, message.correlation_id)
+            self._dispatch(event, message.correlation_id, message.message_id)
         except Exception:
             log.error(
                 "internal error while handling a %s event", type(event).__name__, exc_info=True
             )
 
-    def _dispatch(self, event: Event, correlation_id: str | None) -> None:
-        """Route one event: service state, its agent's tracker, the pending table, streams."""
+    def _dispatch(
+        self, event: Event, correlation_id: str | None, message_id: str | None = None
+    ) -> None:
+        """Route one event: its agent's tracker, the pending table, service state, streams."""
         owner = owner_of(event, self.destination)
-        if isinstance(event, SystemStatus):
-            self._supervisor.on_status(event)
-        elif owner is not None:
-            tracker = self._trackers.get(owner)
-            if tracker is not None:
-                tracker.apply(event)
+        tracker = self._trackers.get(owner) if owner is not None else None
+        if tracker is not None:
+            tracker.apply(event)
         fate = self._table.resolve(event, correlation_id, owner)
+        supervisor = self._supervisor
+        if fate == "resolved":
+            if correlation_id and self._identity.answered_by(
+                message_id, seed=not supervisor.ever_in_service
+            ):
+                supervisor.connector_restarted("its answers come from a new broker connection")
+        elif (
+            tracker is None and fate == "update" and owner is not None and owner != self.destination
+        ):
+            self._stats.unknown_agent += 1  # no session for it: only events() streams see it
+            fate = "unknown_agent"
+        if isinstance(event, SystemStatus):
+            supervisor.on_status(event, fate == "resolved")
+        elif (
+            tracker is not None
+            and isinstance(event, ErrorEvent)
+            and event.code in CONTRADICTING_ERRORS
+            and tracker.logged_in
+        ):
+            self._recheck(tracker.extension)
         if self._streams:  # an empty WeakSet is cheap to test, not to iterate
             for stream in self._streams:
                 stream.push(event)
         if self._observers:
             self._observers.event_received(event, fate)
+
+    # -- connector restarts -------------------------------------------------------------------
+
+    async def _subscribe_advisories(self, transport: Transport) -> None:
+        """Listen to consumer advisories of the command queue; without them (ACLs, a broker
+        that is not ActiveMQ) restart detection keeps its other signals."""
+        destination = ADVISORY_PREFIX + self.queue.rsplit("/", 1)[-1]
+        try:
+            self._advisory_subscription = await transport.subscribe(
+                destination, self._on_advisory, prefetch=100
+            )
+        except (ConnectorError, OSError) as exc:
+            log.info(
+                "consumer advisories %s not readable (%s): connector restarts are detected "
+                "from its answers only",
+                destination,
+                exc,
+            )
+
+    def _on_advisory(self, message: Message) -> None:
+        advisory = parse_advisory(message.body, message.headers)
+        if advisory is None:
+            return
+        supervisor = self._supervisor
+        if advisory.started:
+            if self._identity.seen(advisory.connection_id, seed=not supervisor.ever_in_service):
+                supervisor.connector_restarted("a new consumer on the command queue")
+        elif advisory.consumer_count == 0:
+            supervisor.confirm("the last consumer of the command queue went away")
+
+    def _recheck(self, extension: str) -> None:
+        """Re-read one agent whose error answer contradicts what we believe (at most once a
+        second per agent, and not while a resync re-reads everyone anyway)."""
+        if self._supervisor.resync_pending:
+            return
+        now = asyncio.get_running_loop().time()
+        if self._rechecks.get(extension, float("-inf")) > now:
+            return
+        if len(self._rechecks) > 4 * len(self._trackers) + 64:
+            self._rechecks = {e: t for e, t in self._rechecks.items() if t > now}
+        self._rechecks[extension] = now + RECHECK_SPACING
+        self._spawn(self._recheck_agent(extension), "recheck")
+
+    async def _recheck_agent(self, extension: str) -> None:
+        with contextlib.suppress(ConnectorError):
+            await self.send("GetState", extension)

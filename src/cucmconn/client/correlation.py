@@ -188,6 +188,15 @@ class PendingTable:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    @property
+    def recognises_probe_answers(self) -> bool:
+        """An answer to our Hello can be told from an unsolicited status: the connector echoes
+        correlation ids, or the id-less fallback matches statuses to a pending Hello."""
+        if self.connector_echoes_ids:
+            return True
+        expectations = self._expectations
+        return expectations is not None and all(probe in expectations for probe in PROBES)
+
     def __iter__(self) -> Iterator[Pending]:
         return iter(list(self._by_id.values()))
 

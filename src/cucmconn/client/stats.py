@@ -55,21 +55,29 @@ class StatsCounters:
 
     __slots__ = (
         "answered",
+        "broker_switches",
         "cancelled",
         "connection_lost",
+        "connector_restarts",
         "dropped_events",
         "errors",
+        "issued",
         "late",
         "latency",
         "malformed",
         "reconnects",
+        "resyncs",
         "sent",
         "service_unavailable",
+        "throttle_episodes",
+        "timed_out_unsent",
         "timeouts",
+        "unknown_agent",
         "unmatched",
     )
 
     def __init__(self) -> None:
+        self.issued = 0
         self.sent = 0
         self.answered = 0
         self.errors = 0
@@ -82,14 +90,29 @@ class StatsCounters:
         self.service_unavailable = 0
         self.unmatched = 0
         self.dropped_events = 0
+        self.unknown_agent = 0
+        self.timed_out_unsent = 0
+        self.throttle_episodes = 0
+        self.connector_restarts = 0
+        self.resyncs = 0
+        self.broker_switches = 0
         self.latency = LatencyHistogram()
 
 
 class ClientStats(msgspec.Struct, frozen=True, gc=False):
-    """A snapshot of :class:`StatsCounters`, safe to keep, compare or serialise."""
+    """A snapshot of :class:`StatsCounters`, safe to keep, compare or serialise.
 
+    Every command issued (``issued``: accepted by ``send``, plus the client's own Hello/Beat
+    probes) ends once, counted by outcome in ``answered``, ``errors``, ``timeouts``,
+    ``service_unavailable``, ``connection_lost`` or ``cancelled``, or is still ``in_flight`` /
+    queued; ``sent`` counts frames actually written, so a command that timed out before it
+    was written (``timed_out_unsent``) is in ``timeouts`` but not in ``sent``.
+    """
+
+    issued: int
+    """Commands accepted by ``send`` plus the client's Hello/Beat probes."""
     sent: int
-    """Commands sent (probes included)."""
+    """Commands written to the broker (probes included)."""
     answered: int
     """Commands resolved by an event."""
     errors: int
@@ -120,12 +143,29 @@ class ClientStats(msgspec.Struct, frozen=True, gc=False):
     """99th percentile of the same."""
     latency_max_ms: float
     """Longest of the same."""
+    unknown_agent: int = 0
+    """Events for an agent this client has no session for (routed to ``events()`` only)."""
+    timed_out_unsent: int = 0
+    """Of ``timeouts``: commands whose deadline passed before they could be written."""
+    throttle_episodes: int = 0
+    """Times the broker started holding our writes (producer flow control)."""
+    flow_control_held_s: float = 0.0
+    """Seconds the transport spent waiting for the broker to take our writes, in all."""
+    connector_restarts: int = 0
+    """Connector restarts detected (advisories, a new producer id, a contradicting error)."""
+    resyncs: int = 0
+    """Resyncs run (GetState of every logged-in agent after a reconnect, outage or restart)."""
+    broker_switches: int = 0
+    """Times the client moved to another broker because no connector answered on this one."""
 
     @classmethod
-    def snapshot(cls, counters: StatsCounters, in_flight: int) -> ClientStats:
-        """Freeze ``counters`` (and the in-flight count) into a snapshot."""
+    def snapshot(
+        cls, counters: StatsCounters, in_flight: int, flow_control_held: float = 0.0
+    ) -> ClientStats:
+        """Freeze ``counters`` (plus the transport's flow-control time) into a snapshot."""
         hist = counters.latency
         return cls(
+            issued=counters.issued,
             sent=counters.sent,
             answered=counters.answered,
             errors=counters.errors,
@@ -139,6 +179,13 @@ class ClientStats(msgspec.Struct, frozen=True, gc=False):
             unmatched=counters.unmatched,
             dropped_events=counters.dropped_events,
             in_flight=in_flight,
+            unknown_agent=counters.unknown_agent,
+            timed_out_unsent=counters.timed_out_unsent,
+            throttle_episodes=counters.throttle_episodes,
+            flow_control_held_s=round(flow_control_held, 3),
+            connector_restarts=counters.connector_restarts,
+            resyncs=counters.resyncs,
+            broker_switches=counters.broker_switches,
             latency_p50_ms=hist.percentile(0.50),
             latency_p99_ms=hist.percentile(0.99),
             latency_max_ms=hist.max_ms,

@@ -1,14 +1,26 @@
-"""Session supervision: the handshake, the keep-alive, outages and the resync after them.
+"""Session supervision: handshake, keep-alive, outages, broker failover and the resync after them.
 
 The connector's own session rules (developer guide, "Connect"): Hello until IN_SERVICE, Beat
-while in service, OUT_OF_SERVICE at any time, Hello again until it is back.  After the link
-dropped and came back, or after the connector came back IN_SERVICE from an outage (it may have
-restarted and forgotten agents), every logged-in agent is re-read with GetState and the
-application is told (``EventsMayBeMissed`` first, ``on_resync`` last).
+while in service, OUT_OF_SERVICE at any time, Hello again until it is back.  On top of them:
+
+* **Status is confirmed, not taken on trust.**  An answer to one of our commands (matched by
+  correlation id) sets the service state.  An unsolicited ``System#...`` that contradicts it
+  only makes us ask: one Hello (at most one in flight, spaced by ``CONFIRM_SPACING``), whose
+  answer decides.  The reply topic usually has no write ACL, so anyone can publish a forged
+  ``System#OUT_OF_SERVICE`` there (issue 11, case 5); asked this way, it changes nothing.
+* **A throttled link is not a dead connector.**  A Hello or Beat the broker would not take
+  (producer flow control) or that went unanswered while the link was blocked says nothing
+  about the connector: the state stays as it is.
+* **Connector-aware failover.**  When no connector answers Hello on the broker we reached, the
+  transport is asked to move to the next broker of its failover list, with a growing pause
+  between moves; at start and whenever the connector vanishes.
+* **One resync at a time.**  After a reconnect, an outage or a detected connector restart every
+  logged-in agent is re-read with GetState.  Requests coalesce into one pending pass; passes
+  start at most once per ``resync_interval`` and send at most ``resync_rate`` GetState/s.
 
 The supervisor owns the link and service state; it acts on the client only through the
-callables it was given (send a probe, list and re-read logged-in agents, announce a notice), so
-it never touches the client's internals and the client never touches its.
+callables it was given, so it never touches the client's internals and the client never
+touches its.
 """
 
 from __future__ import annotations
@@ -17,26 +29,39 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from ..codec.events import Event, SystemStatus
 from ..errors import CommandTimeout, ConnectionLost, ConnectorError, ServiceUnavailable
+from .stats import StatsCounters
 
-__all__ = ["Supervisor"]
+__all__ = ["CONFIRM_SPACING", "Supervisor"]
 
 log = logging.getLogger("cucmconn.client")
 
 Probe = Callable[[str, float], Awaitable["asyncio.Future[Event]"]]
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+HelloOutcome = Literal["answered", "unanswered", "throttled", "lost"]
+
+CONFIRM_SPACING = 0.1
+"""Seconds between two Hellos sent to confirm unsolicited status messages (a flood of forged
+ones costs at most 10 Hellos a second)."""
+
+MAX_SWITCH_PAUSE = 10.0
+"""Longest pause between two moves to another broker while no connector answers anywhere."""
 
 
 class Supervisor:
     """Keeps one client's session with the connector alive and its view of it current.
 
-    ``probe(name, ttl)`` writes a Hello or Beat and returns the future its answer resolves;
-    ``logged_in()`` lists the extensions believed logged in and ``refresh(ext)`` re-reads one;
-    ``announce(reason)`` puts an ``EventsMayBeMissed`` notice in every stream; ``after_resync()``
-    runs the application's callback; ``service_changed(up, why)`` tells observers.
+    ``probe(name, ttl)`` writes a Hello or Beat and returns the future its answer resolves
+    (CommandTimeout if the link would not take it); ``logged_in()`` lists the extensions
+    believed logged in and ``refresh(ext)`` re-reads one; ``announce(reason)`` puts an
+    ``EventsMayBeMissed`` notice in every stream; ``after_resync()`` runs the application's
+    callback; ``service_changed(up, why)`` tells observers; ``flow_control_held()`` /
+    ``write_blocked()`` say whether the broker throttles our link; ``switch_broker(reason)``
+    moves the transport to its next broker (False when it has one); ``can_confirm()`` says
+    whether an answer to our Hello can be recognised (else unsolicited statuses are trusted).
     """
 
     def __init__(
@@ -48,11 +73,18 @@ class Supervisor:
         announce: Callable[[str], None],
         after_resync: Callable[[], Awaitable[None]],
         service_changed: Callable[[bool, str], None],
+        flow_control_held: Callable[[], float],
+        write_blocked: Callable[[], bool],
+        switch_broker: Callable[[str], Awaitable[bool]],
+        can_confirm: Callable[[], bool],
         spawn: Spawn,
+        stats: StatsCounters,
         connect_timeout: float,
         keepalive: float,
         handshake_timeout: float,
         max_parallel: int,
+        resync_interval: float,
+        resync_rate: float,
         where: str,
     ) -> None:
         self._probe = probe
@@ -61,28 +93,47 @@ class Supervisor:
         self._announce = announce
         self._after_resync = after_resync
         self._service_changed = service_changed
+        self._flow_control_held = flow_control_held
+        self._write_blocked = write_blocked
+        self._switch_broker = switch_broker
+        self._can_confirm = can_confirm
         self._spawn = spawn
+        self._stats = stats
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self.handshake_timeout = handshake_timeout
         self.max_parallel = max_parallel
+        self.resync_interval = resync_interval
+        self.resync_rate = resync_rate
         self.where = where
         self.in_service = False
         """The connector last said IN_SERVICE (and no Beat went unanswered since)."""
         self.link_up = False
         """The transport's link is up."""
         self.closed = False
+        self.ever_in_service = False
+        """The handshake succeeded once (signals seen before it only seed what is known)."""
         self._saw_out_of_service = False
         self._service_up = asyncio.Event()
         self._service_down = asyncio.Event()
         self._service_down.set()
         self._link_event = asyncio.Event()
+        self._confirm_task: asyncio.Task[None] | None = None
+        self._last_confirm = float("-inf")
+        self._switches = 0
         self._resync_task: asyncio.Task[None] | None = None
+        self._resync_wanted = False
+        self._last_resync = float("-inf")
 
     @property
     def ready(self) -> bool:
         """Commands may be sent: the link is up and the connector IN_SERVICE."""
         return self.link_up and self.in_service
+
+    @property
+    def resync_pending(self) -> bool:
+        """A resync is running or waiting to run."""
+        return self._resync_task is not None
 
     async def wait_in_service(self) -> None:
         """Return once ready; ConnectionLost if the supervisor is closed meanwhile."""
@@ -101,7 +152,39 @@ class Supervisor:
         self._service_up.set()
         self._link_event.set()
 
-    # -- handshake and keep-alive -------------------------------------------------------------
+    # -- Hello and Beat -----------------------------------------------------------------------
+
+    async def _hello(self, ttl: float) -> HelloOutcome:
+        """One Hello, awaited: was it answered (either status), unanswered, throttled, lost?"""
+        held_before = self._flow_control_held()
+        try:
+            answer = await self._probe("Hello", ttl)
+        except CommandTimeout:
+            return "throttled"  # the broker would not take it before its deadline
+        except ConnectorError:
+            return "lost"
+        try:
+            await asyncio.shield(answer)
+        except CommandTimeout:
+            if self._write_blocked() or self._flow_control_held() > held_before:
+                return "throttled"
+            return "unanswered"
+        except ConnectorError:
+            return "lost"
+        return "answered"
+
+    async def _switch(self, reason: str) -> None:
+        """No connector answers here: ask the transport for its next broker (with a pause
+        that grows with each move that found no connector either)."""
+        pause = min(MAX_SWITCH_PAUSE, 0.5 * (2**self._switches - 1))
+        if pause:
+            await asyncio.sleep(pause)
+        if self.in_service or self.closed:
+            return
+        if await self._switch_broker(reason):
+            self._switches += 1
+            self._stats.broker_switches += 1
+            log.warning("%s: %s; trying the next broker", self.where, reason)
 
     def link_opened(self) -> None:
         """The first subscription is in place: the handshake may start."""
@@ -109,7 +192,8 @@ class Supervisor:
         self._link_event.set()
 
     async def handshake(self) -> None:
-        """Hello every ``connect_timeout`` until IN_SERVICE, for ``handshake_timeout`` overall."""
+        """Hello every ``connect_timeout`` until IN_SERVICE, for ``handshake_timeout`` overall;
+        when nobody answers, the next broker of a failover list is tried."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.handshake_timeout
         self._saw_out_of_service = False
@@ -117,11 +201,14 @@ class Supervisor:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            step = min(self.connect_timeout, remaining)
-            await self._probe("Hello", step)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._service_up.wait(), step)
+            if not self.link_up:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._link_event.wait(), remaining)
+                continue
+            await self._hello_step(min(self.connect_timeout, remaining))
         if self.in_service:
+            self.ever_in_service = True
+            self._switches = 0
             return
         if self._saw_out_of_service:
             raise ServiceUnavailable(
@@ -131,6 +218,21 @@ class Supervisor:
             f"no answer to Hello from the connector at {self.where} within "
             f"{self.handshake_timeout:g} s (is it running and consuming that queue?)"
         )
+
+    async def _hello_step(self, step: float) -> None:
+        """One Hello period: send, wait for the answer or the period's end; move broker when
+        nobody answered at all."""
+        started = asyncio.get_running_loop().time()
+        outcome = await self._hello(step)
+        if self.in_service:
+            return
+        if outcome == "unanswered":
+            await self._switch(f"no connector answered Hello within {step:g} s")
+            return
+        rest = started + step - asyncio.get_running_loop().time()
+        if rest > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._service_up.wait(), rest)
 
     async def run(self) -> None:
         """Beat every ``keepalive`` while in service; Hello every ``connect_timeout`` when not."""
@@ -142,11 +244,10 @@ class Supervisor:
                 continue
             try:
                 if self.in_service:
+                    self._switches = 0
                     await self._keepalive_step()
                 else:
-                    await self._probe("Hello", self.connect_timeout)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._service_up.wait(), self.connect_timeout)
+                    await self._hello_step(self.connect_timeout)
             except ConnectorError as exc:
                 # A lost link is waited out above; anything else must not spin: pause a step.
                 if self.link_up:
@@ -159,10 +260,20 @@ class Supervisor:
             return  # went out of service: the caller switches to Hello
         except TimeoutError:
             pass
-        answer = await self._probe("Beat", self.connect_timeout)
+        held_before = self._flow_control_held()
+        try:
+            answer = await self._probe("Beat", self.connect_timeout)
+        except CommandTimeout:
+            # Our own Beat could not be written: the broker throttles the link.  That says
+            # nothing about the connector, so the service state stays as it is.
+            log.info("Beat not written within %g s: link throttled", self.connect_timeout)
+            return
         try:
             await asyncio.shield(answer)
         except CommandTimeout:
+            if self._write_blocked() or self._flow_control_held() > held_before:
+                log.info("Beat unanswered while the broker throttles our link: not an outage")
+                return
             log.warning(
                 "no answer to Beat within %g s: treating the connector as out of service",
                 self.connect_timeout,
@@ -173,11 +284,35 @@ class Supervisor:
 
     # -- what the connector and the transport report ------------------------------------------
 
-    def on_status(self, event: SystemStatus) -> None:
-        """``System#IN_SERVICE`` / ``OUT_OF_SERVICE`` arrived (an answer or unsolicited)."""
-        if not event.in_service:
-            self._saw_out_of_service = True
-        self._set_service(event.in_service, f"System#{event.status}")
+    def on_status(self, event: SystemStatus, answered: bool) -> None:
+        """``System#IN_SERVICE`` / ``OUT_OF_SERVICE`` arrived; ``answered``: it answered one of
+        our commands (so it is the connector's), else it was unsolicited."""
+        if answered or not self._can_confirm():
+            if not event.in_service:
+                self._saw_out_of_service = True
+            self._set_service(event.in_service, f"System#{event.status}")
+        elif event.in_service != self.in_service:
+            self.confirm(f"an unsolicited System#{event.status}")
+
+    def confirm(self, reason: str) -> None:
+        """Something suggests the service state changed: ask the connector (one Hello)."""
+        if self._confirm_task is not None or self.closed or not self.link_up:
+            return
+        task = self._confirm_task = self._spawn(self._confirm(reason), "confirm")
+        task.add_done_callback(self._confirm_done)
+
+    def _confirm_done(self, task: asyncio.Task[None]) -> None:
+        if self._confirm_task is task:
+            self._confirm_task = None
+
+    async def _confirm(self, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._last_confirm + CONFIRM_SPACING - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_confirm = loop.time()
+        if await self._hello(self.connect_timeout) == "unanswered":
+            self._set_service(False, f"no answer to Hello after {reason}")
 
     def _set_service(self, up: bool, why: str) -> None:
         if up == self.in_service:
@@ -187,15 +322,21 @@ class Supervisor:
             self._service_down.clear()
             self._service_up.set()
             log.info("connector IN_SERVICE (%s)", self.where)
-            if self.link_up and self._resync_task is None and self._logged_in():
+            if self.link_up and self._logged_in():
                 # Back after an outage on a link that never dropped: the connector (or CUCM
                 # behind it) may have restarted and forgotten agents, so re-read them too.
-                self.start_resync("connector back IN_SERVICE")
+                self.request_resync("connector back IN_SERVICE")
         else:
             self._service_up.clear()
             self._service_down.set()
             log.warning("connector out of service at %s: %s", self.where, why)
         self._service_changed(up, why)
+
+    def connector_restarted(self, reason: str) -> None:
+        """A restart of the connector was detected: it forgot its agents; re-read them all."""
+        self._stats.connector_restarts += 1
+        log.warning("connector at %s restarted (%s): re-reading its agents", self.where, reason)
+        self.request_resync(f"connector restarted ({reason})")
 
     def link_lost(self) -> None:
         """The transport's link dropped: out of service until Hello is answered again."""
@@ -209,35 +350,66 @@ class Supervisor:
             return
         self.link_up = True
         self._link_event.set()
-        self.start_resync(reason)
+        self.request_resync(reason)
 
     # -- resync -------------------------------------------------------------------------------
 
-    def start_resync(self, reason: str) -> None:
-        """Tell every stream events may be missed, then re-read logged-in agents once ready."""
-        self._announce(reason)
-        if self._resync_task is not None:
-            self._resync_task.cancel()  # a newer restore supersedes a resync still waiting
-        task = self._resync_task = self._spawn(self._resync(), "resync")
-        task.add_done_callback(self._resync_done)
+    def request_resync(self, reason: str) -> None:
+        """Re-read every logged-in agent once ready; requests made meanwhile coalesce.
+
+        Streams get one ``EventsMayBeMissed`` per pass that will run, not one per request.
+        """
+        if self.closed:
+            return
+        if not self._resync_wanted:
+            self._announce(reason)
+            self._resync_wanted = True
+        if self._resync_task is None:
+            task = self._resync_task = self._spawn(self._resync_loop(), "resync")
+            task.add_done_callback(self._resync_done)
 
     def _resync_done(self, task: asyncio.Task[None]) -> None:
         if self._resync_task is task:
             self._resync_task = None
 
-    async def _resync(self) -> None:
-        await self._service_up.wait()
+    async def _resync_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._resync_wanted and not self.closed:
+            try:
+                await self.wait_in_service()
+            except ConnectionLost:
+                return  # closed
+            wait = self._last_resync + self.resync_interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # in service again after the pause?  checked at the loop's top
+            self._resync_wanted = False
+            self._last_resync = loop.time()
+            await self._resync_pass()
+
+    async def _resync_pass(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stats.resyncs += 1
         agents = self._logged_in()
-        pending = iter(agents)
+        pending = iter(enumerate(agents))
+        started = loop.time()
+        failed = 0
 
         async def worker() -> None:
-            for extension in pending:
+            nonlocal failed
+            for index, extension in pending:
+                due = started + index / self.resync_rate
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
                 try:
                     await self._refresh(extension)
                 except ConnectorError as exc:
-                    log.warning("resync GetState#%s failed: %s", extension, exc)
+                    failed += 1
+                    log.debug("resync GetState#%s failed: %s", extension, exc)
 
         workers = min(len(agents), self.max_parallel)
         await asyncio.gather(*(worker() for _ in range(workers)))
+        if failed:
+            log.warning("resync: %d of %d GetState failed", failed, len(agents))
         log.info("resynced %d agent(s)", len(agents))
         await self._after_resync()

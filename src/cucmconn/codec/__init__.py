@@ -13,6 +13,7 @@ import os
 import warnings
 from collections.abc import Callable
 from types import ModuleType
+from typing import Protocol
 
 from ..errorcodes import ERROR_CODES, ErrorInfo, lookup
 from . import _pyevents, _pystomp
@@ -35,6 +36,7 @@ from .events import (
 __all__ = [
     "COMMANDS",
     "ERROR_CODES",
+    "MAX_EVENT_BODY",
     "AgentInfo",
     "AgentState",
     "AgentStatus",
@@ -91,7 +93,15 @@ def codec_backend() -> str:
 
 
 # --- events (owner: event codec) ---
-decode_event: Callable[[bytes | bytearray | memoryview | str], Event] = _events.decode_event
+class _DecodeEvent(Protocol):
+    def __call__(
+        self, body: bytes | bytearray | memoryview | str, max_size: int = ...
+    ) -> Event: ...
+
+
+MAX_EVENT_BODY: int = _pyevents.MAX_EVENT_BODY
+"""``decode_event``'s default input limit (64 KiB); a longer body is malformed."""
+decode_event: _DecodeEvent = _events.decode_event
 encode_event: Callable[..., str] = _events.encode_event
 
 # --- STOMP frames (owner: frame codec) ---

@@ -259,7 +259,7 @@ cdef inline object _bad(str what):
 cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, bint whole):
     """Decode a stripped, valid UTF-8 body ``p[:n]`` held by ``owner`` (all of it if ``whole``)."""
     cdef Py_ssize_t seps[MAX_SEPS]
-    cdef Py_ssize_t nsep = 0, pos = 0, s, e
+    cdef Py_ssize_t nsep = 0, pos = 0, s, e, i
     cdef const char* hit
     cdef Kind kind
     cdef Family family
@@ -283,6 +283,9 @@ cdef object _decode_utf8(const char* p, Py_ssize_t n, bint ascii, object owner, 
     e = seps[1] if nsep > 1 else n
     if e == s:
         raise _bad("empty event type")
+    for i in range(s, e):
+        if <unsigned char>p[i] < 0x20 or p[i] == 0x7f:
+            raise _bad("control character in the event type")
     kind = _kind(p + s, e - s)
     if kind == K_ERROR:
         if nsep < 2 or (seps[2] if nsep > 2 else n) == seps[1] + 1:
@@ -465,6 +468,7 @@ cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, 
     wtype = _get(wire, W_type)
     if not wtype:
         raise _bad("JSON event without a 'type'")
+    _py._check_type(wtype)
     if PyUnicode_IS_ASCII(wtype):
         kind = _kind(<const char*>PyUnicode_DATA(wtype), PyUnicode_GET_LENGTH(wtype))
     else:
@@ -537,14 +541,22 @@ cdef object _decode_json(const char* p, Py_ssize_t n, bint ascii, object owner, 
 # --------------------------------------------------------------------------- entry points
 
 
-def decode_event(body):
-    """One event from one message body; ``ProtocolError`` (and nothing else) when malformed."""
+def decode_event(body, max_size=_py.MAX_EVENT_BODY):
+    """One event from one message body; ``ProtocolError`` (and nothing else) when malformed.
+
+    Malformed includes a body longer than ``max_size`` (bytes, or characters for a str) and a
+    control character (U+0000-U+001F, U+007F) in the event type.
+    """
     cdef const char* p
     cdef Py_ssize_t n
     cdef bint ascii
     cdef object owner = body
     cdef Py_ssize_t full
+    cdef Py_ssize_t limit = max_size
     if type(body) is str:
+        n = PyUnicode_GET_LENGTH(body)
+        if n > limit:
+            raise _bad(f"body of {n} over the limit of {limit}")
         if PyUnicode_IS_ASCII(body):
             p = <const char*>PyUnicode_DATA(body)
             n = PyUnicode_GET_LENGTH(body)
@@ -569,6 +581,8 @@ def decode_event(body):
                 )
         p = PyBytes_AS_STRING(owner)
         n = PyBytes_GET_SIZE(owner)
+        if n > limit:
+            raise _bad(f"body of {n} over the limit of {limit}")
         ascii = _is_ascii(p, n)
         if not ascii:
             try:

@@ -42,7 +42,13 @@ from .events import (
     UnknownEvent,
 )
 
-__all__ = ["decode_event", "encode_event"]
+__all__ = ["MAX_EVENT_BODY", "decode_event", "encode_event"]
+
+MAX_EVENT_BODY = 65_536
+"""Default input limit of ``decode_event``: bytes of a bytes body, characters of a str body.
+
+The house profile's largest event is well under 1 KiB; a bigger body is a fault or an attack
+(a 1 MB ``changed_at`` would otherwise be kept in every agent's state)."""
 
 WHITESPACE = " \t\r\n\x0b\x0c"
 """Stripped around a body (ASCII only, so both twins strip exactly the same bytes)."""
@@ -167,6 +173,11 @@ def _participants(parts: list[str], index: int) -> tuple[str, ...] | None:
     return tuple(field.split(",")) if field else ()
 
 
+def _check_type(event_type: str) -> None:
+    if _CONTROL.search(event_type) is not None:
+        raise _bad("control character in the event type")
+
+
 def _decode_default(text: str) -> Event:
     parts = text.split("#")
     if len(parts) < 2:
@@ -174,6 +185,7 @@ def _decode_default(text: str) -> Event:
     event_for, event_type = parts[0], parts[1]
     if not event_type:
         raise _bad("empty event type")
+    _check_type(event_type)
     kind = type_key(event_type)
     if kind == "error":
         code = _req(parts, 2, "Error", "a code")
@@ -256,6 +268,7 @@ def _decode_json(text: str) -> Event:
         raise _bad(f"JSON event: {exc}") from None
     if not wire.type:
         raise _bad("JSON event without a 'type'")
+    _check_type(wire.type)
     kind = type_key(wire.type)
     agent = _scalar(wire.agentId)
     if kind == "error":
@@ -304,8 +317,18 @@ def _decode_json(text: str) -> Event:
 # --------------------------------------------------------------------------- decode
 
 
-def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
-    """One event from one message body; ``ProtocolError`` (and nothing else) when malformed."""
+def decode_event(
+    body: bytes | bytearray | memoryview | str, max_size: int = MAX_EVENT_BODY
+) -> Event:
+    """One event from one message body; ``ProtocolError`` (and nothing else) when malformed.
+
+    Malformed includes a body longer than ``max_size`` (bytes, or characters for a str) and a
+    control character (U+0000-U+001F, U+007F) in the event type.
+    """
+    if isinstance(body, memoryview):
+        body = bytes(body)
+    if isinstance(body, (bytes, bytearray, str)) and len(body) > max_size:
+        raise _bad(f"body of {len(body)} over the limit of {max_size}")
     text = _to_text(body).strip(WHITESPACE)
     if not text:
         raise _bad("empty body")

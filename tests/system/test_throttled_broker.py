@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from scripts.soak import Tally, counted
 
 from cucmconn import Client, Emulator
+from cucmconn.cli.tally import Tally, counted
 from cucmconn.client.correlation import BUCKET_SECONDS
 from tests.activemq import THROTTLED_QUEUE, BrokerHandle
 

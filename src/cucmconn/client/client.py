@@ -30,8 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
-from ..codec import MAX_EVENT_BODY, decode_event, encode_command
-from ..codec.commands import canonical_command
+from ..codec import MAX_EVENT_BODY, canonical_command, decode_event, encode_command
 from ..codec.events import ErrorEvent, Event, SystemStatus
 from ..errors import (
     CommandTimeout,
@@ -710,6 +709,7 @@ class Client:
     # -- delivery (the transport's handler: sync, on the loop, must never raise) ---------------
 
     def _on_message(self, message: Message) -> None:
+        self._stats.events_received += 1
         try:
             event = decode_event(message.body, self.max_event_body)
         except Exception as exc:

@@ -25,5 +25,8 @@ async def test_cpu_figures_cover_the_traffic_window_only() -> None:
     assert report["events_in_traffic"] <= report["client"]["events_received"]
     per_event = spent * 1e6 / report["events_in_traffic"]
     assert report["cpu_us_per_event"] == pytest.approx(per_event, 0.01)
+    split = report["cpu_split_us_per_command"]
+    tick = 0.02 * 1e6 / report["commands"]  # os.times() counts in clock ticks (10 ms)
+    assert split["user"] + split["system"] == pytest.approx(report["cpu_us_per_command"], abs=tick)
     assert 0 < report["login_storm_s"] < report["duration_s"] + 60
 

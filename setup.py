@@ -1,4 +1,4 @@
-"""Build the Cython codec: ``src/cucmconn/codec/_cevents.pyx`` and ``_cstomp.pyx``.
+"""Build the Cython codec: ``_cevents.pyx``, ``_cstomp.pyx`` and ``_ccommands.pyx``.
 
 The sources live beside the package they belong to (asyncpg's and aiokafka's layout: ``.pyx``
 implements, ``.pxd`` declares, ``.pyi`` types what Python sees), so Cython finds each ``.pxd`` by
@@ -24,7 +24,7 @@ REQUIRE = os.environ.get("CUCMCONN_REQUIRE_EXTENSIONS", "") not in ("", "0")
 DEBUG = os.environ.get("CUCMCONN_DEBUG_BUILD", "") not in ("", "0")
 
 CODEC = "src/cucmconn/codec"
-MODULES = ["_cevents", "_cstomp"]
+MODULES = ["_cevents", "_cstomp", "_ccommands"]
 DIRECTIVES = {
     "language_level": "3",
     "boundscheck": DEBUG,
@@ -100,7 +100,7 @@ def extensions() -> list[Extension]:
         Extension(
             f"cucmconn.codec.{name}",
             sources=[f"{CODEC}/{name}.pyx"],
-            depends=[f"{CODEC}/{name}.pxd"],
+            depends=[dep for dep in [f"{CODEC}/{name}.pxd"] if Path(dep).exists()],
         )
         for name in MODULES
     ]

@@ -7,6 +7,11 @@ consume
     A non-persistent queue is flooded (outside the timed part) with ``FLOOD`` text messages of
     about 70 bytes by a raw-socket producer; the timed part subscribes and takes them all.
     ``raw`` is a bare asyncio protocol that only counts frames: the broker's ceiling here.
+sequential latency
+    100 GetState one after another through the client to ``cucmconn emulate`` (its own
+    process) on a broker with ActiveMQ's *default* transport options, native and aiostomp on
+    asyncio and uvloop; p50 must be <= 3 ms with TCP_QUICKACK (the default), and the rows with
+    it off on both sides show the ~40 ms Nagle/delayed-ACK wait it removes (issue 17).
 round trip
     1, 64 or 1,024 commands in flight to a queue (1,024 is the client's default
     ``max_in_flight``, where a server client with thousands of agents lives); the Java
@@ -35,6 +40,7 @@ from typing import Any
 import pytest
 from tests.activemq import BrokerHandle
 
+from cucmconn import AgentSession, Client
 from cucmconn.transport import Message, open_transport
 
 FLOOD = 20_000
@@ -373,3 +379,87 @@ def test_round_trips_via_java_peer(
 
     benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
     _record(benchmark, f"round trips {in_flight}", kind, count, cpu)
+
+
+# -- sequential latency on a broker with ActiveMQ's default transport options (issue 17) ------
+
+SEQUENTIAL = 100  # GetState one after another per round, as the issue measured
+SEQUENTIAL_P50_TARGET_MS = 3.0
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+if _new_loop is not asyncio.new_event_loop:
+    LOOPS["uvloop"] = _new_loop
+# One agent per row, so a row never meets an agent another row left logged in.
+SEQUENTIAL_AGENT = {
+    key: str(1000 + i)
+    for i, key in enumerate(
+        (loop, kind, quickack)
+        for loop in LOOPS
+        for kind in ("native", "aiostomp")
+        for quickack in (True, False)
+    )
+}
+
+
+async def _sequential_get_states(agent: AgentSession, latencies: list[float]) -> None:
+    for _ in range(SEQUENTIAL):
+        start = time.perf_counter()
+        await agent.get_state()
+        latencies.append(time.perf_counter() - start)
+
+
+@pytest.mark.parametrize("quickack", [True, False], ids=["quickack", "no-quickack"])
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+@pytest.mark.parametrize("kind", ["native", "aiostomp"])
+def test_sequential_latency_default_broker(
+    benchmark: Any,
+    default_activemq: BrokerHandle,
+    default_broker_emulators: dict[bool, str],
+    kind: str,
+    loop_name: str,
+    quickack: bool,
+) -> None:
+    """100 GetState one after another for a logged-in agent through the client, the emulator
+    in its own process, on ActiveMQ with its default transport options (Nagle on, 64 KB).
+
+    The ``quickack`` rows (client and emulator re-arm TCP_QUICKACK, the transports' default)
+    must hold p50 <= 3 ms; the ``no-quickack`` rows turn it off on both sides and are the
+    "before" reference (the broker's Nagle waits for our delayed ACK: ~40 ms), with no target.
+    """
+    benchmark.group = "transport: sequential GetState, default-options ActiveMQ"
+    scheme = "stomp" if kind == "native" else "aiostomp"
+    url = f"{scheme}://{default_activemq.host}:{default_activemq.stomp_port}"
+    loop = LOOPS[loop_name]()
+    client = Client(
+        url,
+        queue=default_broker_emulators[quickack],
+        ttl=10.0,
+        transport_options={"tcp_quickack": quickack},
+    )
+    latencies: list[float] = []
+    try:
+        loop.run_until_complete(client.connect())
+        # Logged in, as the issue measured: GetState then answers with more than one event,
+        # and the broker's second small write is the one Nagle holds for our delayed ACK.
+        agent = client.agent(SEQUENTIAL_AGENT[loop_name, kind, quickack])
+        loop.run_until_complete(agent.login())
+        loop.run_until_complete(_sequential_get_states(agent, []))  # warm-up
+
+        def one_round() -> None:
+            loop.run_until_complete(_sequential_get_states(agent, latencies))
+
+        benchmark.pedantic(one_round, rounds=3, iterations=1)
+        loop.run_until_complete(agent.logout())
+    finally:
+        loop.run_until_complete(client.close())
+        loop.close()
+    latencies.sort()
+    p50_ms = latencies[len(latencies) // 2] * 1000
+    p99_ms = latencies[int(len(latencies) * 0.99)] * 1000
+    if benchmark.stats is not None:
+        benchmark.extra_info.update(p50_ms=round(p50_ms, 3), p99_ms=round(p99_ms, 3))
+    row = f"{kind}/{loop_name}/{'quickack' if quickack else 'no-quickack'}"
+    print(f"\n  {row}: p50 {p50_ms:.2f} ms, p99 {p99_ms:.2f} ms, {len(latencies)} sequential")
+    if quickack:
+        assert p50_ms <= SEQUENTIAL_P50_TARGET_MS, (
+            f"sequential p50 {p50_ms:.2f} ms > {SEQUENTIAL_P50_TARGET_MS} ms target"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -14,20 +15,20 @@ EMULATED_EXTENSIONS = "1000-10999"
 """Enough for the largest runs (10,000 agents from 1000 up)."""
 
 
-@pytest.fixture(scope="session")
-def emulator_process(activemq: BrokerHandle) -> Iterator[str]:
-    """``cucmconn emulate`` in its own process, as a real connector would be (the client process
-    then holds only the client); yields the broker's STOMP URL once the emulator answers Hello."""
+@contextlib.contextmanager
+def emulator_on(url: str, *, queue: str = "Connector1") -> Iterator[str]:
+    """``cucmconn emulate`` in its own process on ``url`` (its query carries transport options,
+    e.g. ``?tcp_quickack=false``), answering on ``queue``; yields ``url`` once it answers Hello."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cucmconn", "emulate", "--url", activemq.stomp_url,
+        [sys.executable, "-m", "cucmconn", "emulate", "--url", url, "--queue", queue,
          "--extensions", EMULATED_EXTENSIONS],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     try:
-        _wait_for_connector(activemq.stomp_url, proc)
-        yield activemq.stomp_url
+        _wait_for_connector(url, proc, queue)
+        yield url
     finally:
         proc.terminate()
         try:
@@ -36,7 +37,29 @@ def emulator_process(activemq: BrokerHandle) -> Iterator[str]:
             proc.kill()
 
 
-def _wait_for_connector(url: str, proc: subprocess.Popen[str]) -> None:
+@pytest.fixture(scope="session")
+def emulator_process(activemq: BrokerHandle) -> Iterator[str]:
+    """``cucmconn emulate`` in its own process, as a real connector would be (the client process
+    then holds only the client); yields the broker's STOMP URL once the emulator answers Hello."""
+    with emulator_on(activemq.stomp_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def default_broker_emulators(default_activemq: BrokerHandle) -> Iterator[dict[bool, str]]:
+    """Two emulators on the broker with ActiveMQ's default transport options (Nagle on): one
+    with TCP_QUICKACK (the transport's default) on queue ``LatencyQuickack``, one without on
+    ``LatencyPlain`` (the "before" reference); yields ``{quickack: queue}``."""
+    url = default_activemq.stomp_url
+    queues = {True: "LatencyQuickack", False: "LatencyPlain"}
+    with (
+        emulator_on(url, queue=queues[True]),
+        emulator_on(f"{url}?tcp_quickack=false", queue=queues[False]),
+    ):
+        yield queues
+
+
+def _wait_for_connector(url: str, proc: subprocess.Popen[str], queue: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -44,7 +67,7 @@ def _wait_for_connector(url: str, proc: subprocess.Popen[str]) -> None:
             pytest.fail(f"emulator exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
         probe = subprocess.run(
             [sys.executable, "-m", "cucmconn", "send", "--url", url, "--no-emulator",
-             "--connect-timeout", "2", "--json", "Hello"],
+             "--queue", queue, "--connect-timeout", "2", "--json", "Hello"],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         if probe.returncode == 0:

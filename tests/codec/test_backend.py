@@ -16,7 +16,7 @@ def _built(module: str) -> bool:
     return importlib.util.find_spec(f"cucmconn.codec.{module}") is not None
 
 
-@pytest.mark.parametrize("module", ["_cevents", "_cstomp"])
+@pytest.mark.parametrize("module", ["_cevents", "_cstomp", "_ccommands"])
 def test_compiled_codec_is_loaded_when_built(module: str) -> None:
     if codec.extensions_disabled():
         assert codec.codec_backend() == "python"
@@ -28,6 +28,8 @@ def test_compiled_codec_is_loaded_when_built(module: str) -> None:
     assert codec.codec_backend() == "cython"
     assert codec.decode_event.__module__ == "cucmconn.codec._cevents"
     assert codec.FrameParser.__module__ == "cucmconn.codec._cstomp"
+    for function in (codec.encode_command, codec.parse_command, codec.canonical_command):
+        assert function.__module__ == "cucmconn.codec._ccommands", function
 
 
 def test_env_switch_forces_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,6 +41,7 @@ def test_env_switch_forces_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         assert fresh.codec_backend() == "python"
         assert fresh.decode_event.__module__ == "cucmconn.codec._pyevents"
+        assert fresh.encode_command.__module__ == "cucmconn.codec.commands"
     finally:
         monkeypatch.delenv("CUCMCONN_NO_EXTENSIONS")
         importlib.reload(codec)
@@ -49,7 +52,7 @@ import importlib.abc, sys, warnings
 
 class _NotBuilt(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name in ("cucmconn.codec._cevents", "cucmconn.codec._cstomp"):
+        if name.startswith("cucmconn.codec._c"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 

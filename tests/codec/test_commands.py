@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cucmconn.codec import COMMANDS, encode_command
+from cucmconn.codec import COMMANDS, commands, encode_command, extensions_disabled
 from cucmconn.codec.commands import (
     ALIASES,
     PROBES,
@@ -226,3 +230,90 @@ def test_probes_come_from_the_table() -> None:
     assert not any(spec.is_probe for name, spec in COMMANDS.items() if name not in PROBES)
     assert is_probe("hello") and is_probe(" BEAT ") and is_probe("Hello")
     assert not is_probe("Login") and not is_probe("GetState") and not is_probe("Nonsense")
+
+
+# -- the compiled twin (_ccommands) agrees with the pure functions on every input ---------------
+
+_NO_EXT = extensions_disabled()
+
+
+def _compiled() -> ModuleType:
+    if _NO_EXT:
+        pytest.skip("CUCMCONN_NO_EXTENSIONS is set: compiled twin not under test")
+    return importlib.import_module("cucmconn.codec._ccommands")
+
+
+def _outcome(function: Callable[..., object], *args: object) -> object:
+    """What a call returns, or the type and message of what it raises (compared across twins)."""
+    try:
+        return function(*args)
+    except Exception as exc:  # every failure is compared, not handled
+        return (type(exc), str(exc))
+
+
+def _agree(name: str, *args: object) -> None:
+    compiled = getattr(_compiled(), name)
+    pure = getattr(commands, name)
+    assert _outcome(compiled, *args) == _outcome(pure, *args), (name, args)
+
+
+# Characters the fast path must hand to the pure function: every forbidden one, whitespace
+# (trimmed or blank), non-ASCII, and the ASCII a well-formed command is made of.
+_FIELD_CHARS = st.sampled_from(
+    list("0123456789abcXYZ_-. ,#|\t\n\r\x00\x1b\x1f\x7f\x85\x9f\xa0é\u3000\U0001f600")
+)
+_FIELD = st.text(_FIELD_CHARS, max_size=8)
+_NAMES = st.one_of(
+    st.sampled_from(sorted(COMMANDS) + sorted(ALIASES) + ["getSTATE", "Future_1", "Lögin"]),
+    _FIELD,
+)
+_ARG = st.one_of(_FIELD, st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False))
+
+
+@given(name=_NAMES)
+def test_twins_agree_on_canonical_command(name: str) -> None:
+    _agree("canonical_command", name)
+
+
+@given(name=_NAMES, target=st.one_of(_FIELD, st.integers()), args=st.lists(_ARG, max_size=4))
+def test_twins_agree_on_encode_command(name: str, target: object, args: list[object]) -> None:
+    _agree("encode_command", name, target, *args)
+
+
+@given(name=_NAMES, target=_FIELD, body=st.text(_FIELD_CHARS, max_size=16))
+def test_twins_agree_on_parse_command(name: str, target: str, body: str) -> None:
+    _agree("parse_command", f"{name}#{target}", body)
+    _agree("parse_command", f"{name}{target}", body)  # usually no '#' at all
+
+
+@pytest.mark.parametrize("value", [None, 1001, b"GetState#1001", str])
+def test_twins_agree_on_non_text(value: object) -> None:
+    _agree("canonical_command", value)
+    _agree("encode_command", value, "1001")
+    _agree("encode_command", "GetState", value)
+    _agree("parse_command", value, "")
+    _agree("parse_command", "GetState#1001", value)
+
+
+def test_twins_agree_on_the_documented_cases() -> None:
+    """Every explicit case above, through both twins (a str subclass takes the slow path)."""
+
+    class Text(str):
+        pass
+
+    for name in GUIDE_SPELLINGS + GC4_SPELLINGS + ["BlindTransfer", "Text", "Get State", ""]:
+        _agree("canonical_command", name)
+        _agree("encode_command", name, "1001", "1002", 52129051)
+        _agree("encode_command", Text(name), Text("1001"), Text("x"))
+    for jms_type, body in [
+        ("AnswerCall# 1001", "52129051"),
+        ("Transfer_sst#1001", "1002, 52"),
+        ("Transfer_sst#1001", "1002,,52"),
+        ("Transfer_sst#1001", ","),
+        ("Logout#1001", "  "),
+        ("Login#10#01", ""),
+        ("Login#", "x"),
+        ("#1001", ""),
+        ("GetState#1001", "a\x00b"),
+    ]:
+        _agree("parse_command", jms_type, body)

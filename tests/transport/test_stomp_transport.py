@@ -954,3 +954,66 @@ async def test_sockets_get_nodelay_and_quickack_unless_turned_off(closing: list[
         sock = link.transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert (link.sock is not None) is enabled
+
+
+@pytest.mark.activemq
+async def test_priority_backup_returns_to_the_priority_broker_when_it_comes_back(
+    two_activemq: Any, closing: list[Any]
+) -> None:
+    """The vendor's HA pair (two independent brokers): lose A, run on B, return to A."""
+    pair = two_activemq
+    url = pair.failover_url(initialReconnectDelay=100, maxReconnectDelay=500)
+    transport = open_transport(url, heartbeat=1000)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    on_a, on_b = (f"stomp://{h.host}:{h.stomp_port}" for h in (pair.a, pair.b))
+    assert transport.endpoint == on_a
+    got: list[bytes] = []
+    destination = f"/topic/priority-{_name()}"
+    await transport.subscribe(destination, lambda m: got.append(m.body))
+
+    await asyncio.to_thread(pair.a.stop)
+    await _until(lambda: recorder.kinds == ["lost", "restored"], 60, "failover to B")
+    assert transport.endpoint == on_b
+    await transport.send(destination, "on B")
+    await _until(lambda: got == [b"on B"], what="delivery on B (subscription re-issued)")
+
+    await asyncio.to_thread(pair.a.start)
+    await _until(lambda: transport.endpoint == on_a, 60, "the return to the priority broker")
+    assert recorder.kinds == ["lost", "restored", "lost", "restored"]
+    await transport.send(destination, "back on A")
+    await _until(lambda: got == [b"on B", b"back on A"], what="delivery back on A")
+    assert _stats(transport)["broker_switches"] == 1
+
+
+@pytest.mark.activemq
+async def test_after_switch_broker_priority_backup_does_not_pull_the_link_back(
+    activemq: Any, closing: list[Any]
+) -> None:
+    """The caller switched because its connector is not on the priority broker: the transport
+    must not return there on its own (it would flap), until a link is lost for another reason."""
+    first = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    second = await FaultProxy(activemq.host, activemq.stomp_port).start()
+    closing.extend([first, second])
+    url = (
+        f"failover:({first.url()},{second.url()})?randomize=false&priorityBackup=true"
+        "&initialReconnectDelay=20&maxReconnectDelay=50"
+    )
+    transport = open_transport(url)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    assert await transport.switch_broker("the connector is on the backup") is True
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the switch")
+    assert transport.endpoint == f"stomp://127.0.0.1:{second.port}"
+    await asyncio.sleep(1.0)  # ~20 priority probes' worth of time at these delays
+    assert transport.endpoint == f"stomp://127.0.0.1:{second.port}"
+    assert recorder.kinds == ["lost", "restored"]
+    second.cut(refuse=True)  # an ordinary loss: the priority broker comes first again
+    await _until(lambda: recorder.kinds == ["lost", "restored"] * 2, what="the reconnect")
+    assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"

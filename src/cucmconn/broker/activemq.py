@@ -200,9 +200,13 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    # A zombie is dead, but only once every thread is: a JVM's main thread can turn "Z" while
+    # its other threads still shut down, and the process cannot be reaped until they are gone.
+    proc = Path(f"/proc/{pid}")
+    with contextlib.suppress(OSError, IndexError):
+        if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            return True
+        return len(list((proc / "task").iterdir())) > 1
     return True
 
 

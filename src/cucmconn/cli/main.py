@@ -29,7 +29,7 @@ except ModuleNotFoundError as _exc:
 from ..broker.cli import main as broker_main
 from ..client import loop as loops
 from ..emulator.main import main as emulator_main
-from . import demo, load, send, watch
+from . import demo, load, probe, replay, send, watch
 from .common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (demo, load, watch, send):
+    for module in (demo, load, watch, send, replay, probe):
         sub = module.add_parser(commands)
         add_global_options(sub)
     commands.add_parser(

@@ -30,8 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
 
-from ..codec import MAX_EVENT_BODY, decode_event, encode_command
-from ..codec.commands import canonical_command
+from ..codec import MAX_EVENT_BODY, canonical_command, decode_event, encode_command
 from ..codec.events import ErrorEvent, Event, SystemStatus
 from ..errors import (
     CommandTimeout,

@@ -1,10 +1,11 @@
 """The sans-IO codec: events, commands and STOMP frames; bytes in, objects out, bytes to send.
 
-This is the single binding point between the Cython modules (``_cevents``, ``_cstomp``, built
-from the ``.pyx`` files beside this one) and their pure-Python twins (``_pyevents``,
-``_pystomp``).  The compiled modules are used unless ``CUCMCONN_NO_EXTENSIONS`` is set or they
-were not built; in the latter case importing warns once (a ``RuntimeWarning`` naming the reason),
-since pip hides the build's own warning.  Nothing in here does I/O, reads a clock or starts a task.
+This is the single binding point between the Cython modules (``_cevents``, ``_cstomp``,
+``_ccommands``, built from the ``.pyx`` files beside this one) and their pure-Python twins
+(``_pyevents``, ``_pystomp``, the functions in ``commands``).  The compiled modules are used
+unless ``CUCMCONN_NO_EXTENSIONS`` is set or they were not built; in the latter case importing
+warns once (a ``RuntimeWarning`` naming the reason), since pip hides the build's own warning.
+Nothing in here does I/O, reads a clock or starts a task.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from types import ModuleType
 from typing import Protocol
 
 from ..errorcodes import ERROR_CODES, ErrorInfo, lookup
-from . import _pyevents, _pystomp
-from .commands import COMMANDS, encode_command
+from . import _pyevents, _pystomp, commands
+from .commands import COMMANDS
 from .events import (
     AgentInfo,
     AgentState,
@@ -53,6 +54,7 @@ __all__ = [
     "SystemStatus",
     "TerminalStatus",
     "UnknownEvent",
+    "canonical_command",
     "codec_backend",
     "decode_event",
     "decode_message",
@@ -61,6 +63,7 @@ __all__ = [
     "encode_frame",
     "extensions_disabled",
     "lookup",
+    "parse_command",
 ]
 
 
@@ -71,10 +74,11 @@ def extensions_disabled() -> bool:
 
 _events: ModuleType = _pyevents
 _stomp: ModuleType = _pystomp
+_commands: ModuleType = commands
 _backend = "python"
 if not extensions_disabled():
     try:
-        from . import _cevents, _cstomp
+        from . import _ccommands, _cevents, _cstomp
     except ImportError as exc:  # not built (no compiler at install time): the twins serve
         warnings.warn(
             f"cucmconn: the compiled codec is not installed ({exc}); using the pure-Python "
@@ -84,7 +88,7 @@ if not extensions_disabled():
             stacklevel=2,
         )
     else:
-        _events, _stomp, _backend = _cevents, _cstomp, "cython"
+        _events, _stomp, _commands, _backend = _cevents, _cstomp, _ccommands, "cython"
 
 
 def codec_backend() -> str:
@@ -114,3 +118,8 @@ FrameError = _pystomp.FrameError  # a ProtocolError; .frames = good frames befor
 decode_message: Callable[[bytes | bytearray | memoryview], tuple[str | None, Event]] = (
     _stomp.decode_message
 )
+
+# --- commands (the JMSType/body pair; the table stays in ``commands``) ---
+encode_command: Callable[..., tuple[str, str]] = _commands.encode_command
+parse_command: Callable[[str, str], tuple[str, str, tuple[str, ...]]] = _commands.parse_command
+canonical_command: Callable[[str], str] = _commands.canonical_command

@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..codec import encode_event
-from ..codec.commands import ALIASES, is_probe, parse_command
+from ..codec import encode_event, parse_command
+from ..codec.commands import ALIASES, is_probe
 from ..codec.events import ErrorEvent, Event, SystemStatus
 from ..codec.text import decode_text
 from ..errors import ConnectorError, ProtocolError
@@ -434,6 +434,12 @@ class Front:
             destination[:128],
             f"; {more} more refused since the last report" if more else "",
         )
+        if user is None:
+            log.warning(
+                "the command carried no %s: --require-sender needs a broker with "
+                "authentication and populateJMSXUserID (cucmconn broker start --secure)",
+                USER_HEADER,
+            )
         return False
 
     def _requester(

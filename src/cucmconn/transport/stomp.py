@@ -131,6 +131,7 @@ class _Link(asyncio.Protocol):
         self.rx_activity = False
         self.sock: socket.socket | None = None
         self.switching = False  # dropped on purpose to reach another broker
+        self.chosen = False  # ... by switch_broker(): the next broker is the caller's choice
         self.reason: BaseException | None = None  # why we closed it ourselves
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[Connected] = loop.create_future()
@@ -215,6 +216,7 @@ class StompTransport:
         self._listener: TransportListener | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._priority_task: asyncio.Task[None] | None = None
+        self._stay = False  # switch_broker() chose this broker: no priority return on our own
         self._gave_up: str | None = None
         self._receipts: dict[str, asyncio.Future[None]] = {}
         # Our write buffer: frames of this loop turn, or held while the peer does not read.
@@ -378,12 +380,16 @@ class StompTransport:
         while the connector sits on B).  False, and nothing done, with one broker or when not
         connected.  Returns once the old link is down: the listener has heard
         ``connection_lost``, and hears ``connection_restored`` when a broker accepted us.
+        With ``priorityBackup`` the transport then stays where the switch took it instead of
+        returning to the priority broker on its own (the caller knows better where its
+        connector is), until a link is lost for another reason.
         """
         link = self._link
         if len(self._parsed.endpoints) < 2 or link is None or not self._connected:
             return False
         log.warning("%s: leaving %s: %s", self.display_url, link.endpoint, reason)
         self._stats.broker_switches += 1
+        link.chosen = True
         link.switching = True
         link.abort(ConnectionLost(f"switching from {link.endpoint}: {reason}"))
         await asyncio.shield(link.closed)
@@ -488,6 +494,7 @@ class StompTransport:
         self._wake_senders()
         if (
             self.policy.priority_backup
+            and not self._stay
             and link.endpoint != self._parsed.endpoints[0]
             and (self._priority_task is None or self._priority_task.done())
         ):
@@ -593,6 +600,7 @@ class StompTransport:
         if self._closing or not was_connected:
             return
         self._stats.disconnects += 1
+        self._stay = link.chosen  # a loss of any other kind lets priorityBackup act again
         log.warning("%s", lost)
         self._notify("connection_lost", exc if exc is not None else lost)
         if self.options.reconnect or link.switching:

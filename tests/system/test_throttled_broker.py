@@ -8,8 +8,9 @@ under 1,000 agents at about 4,000 commands/s with ``ttl=0.25``, commands ended 5
 ``CommandTimeout``) by its deadline plus scheduling noise, and the client's counts add up.
 
 Scheduling noise is measured, not guessed: a ticker in the same loop records how late its
-own 10 ms sleeps wake up; a command may end that late past its deadline, plus ``SLACK`` (the
-client's documented deadline resolution).
+own 10 ms sleeps wake up; a command may end twice that late past its deadline (the timer's
+lag, then its turn among the tasks woken with it), plus ``SLACK`` (the client's documented
+deadline resolution).
 """
 
 from __future__ import annotations
@@ -147,7 +148,11 @@ async def test_every_command_ends_by_its_deadline_while_the_broker_throttles(
     assert tally.timeouts <= stats.timeouts - before.timeouts <= tally.timeouts + 5
     assert tally.unavailable <= stats.service_unavailable - before.service_unavailable
     assert stats.timeouts <= stats.issued, "timeouts counted more often than commands issued"
-    assert worst <= lag + SLACK, (
+    # Scheduling noise is counted twice: the ticker measures how late one timer fires, but a
+    # deadline that expires a thousand commands at once also wakes a thousand tasks, and the
+    # last of them runs after the others in that turn (on a shared box, about as long again).
+    # Before the fix commands ended 1.6-2.7 s late with a lag of 0.14-0.36 s: far outside this.
+    assert worst <= 2 * lag + SLACK, (
         f"a command ended {worst * 1000:.0f} ms past its deadline "
         f"(loop lag at most {lag * 1000:.0f} ms, slack {SLACK * 1000:.0f} ms)"
     )

@@ -5,43 +5,15 @@ advice that agrees with the hint under it."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 
 import pytest
 
 from cucmconn import Client, CommandError, Emulator
-from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main_async
+from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from cucmconn.cli.send import what_to_do
-from cucmconn.transport.memory import MemoryBroker, MemoryTransport
+from cucmconn.transport.memory import MemoryBroker
+from tests.cli.conftest import cli, run_module
 from tests.fakeconnector import FakeConnector
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = await main_async(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_module(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cucmconn", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "120"},
-        check=False,
-    )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
-
 
 # -- watch: a refused log-out --------------------------------------------------------------------
 

@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,7 +72,11 @@ on a real broker add --emulate to start one on the same URL, or leave it off to 
 connector. With --json, stdout carries ONE JSON object: agents, logged_in, login_failures,
 commands, answered, errors, errors_by_code, unavailable, timeouts, lost, unanswered, calls,
 duration_s, throughput_cps, latency_ms {{p50, p99, max}} (the traffic's: the run's one latency
-figure), and details of the client and transport.
+figure), login_storm_s (wall time to log every agent in) and login_cpu_us_per_agent (this
+process's CPU for it), cpu_us_per_command and
+cpu_us_per_event (this process's CPU time over the traffic window only, divided by the commands
+sent and the events received in it; with the emulator in this process its CPU is included,
+cpu_scope says which), and details of the client and transport.
 {EXIT_CODES_HELP}
 """
 
@@ -291,10 +297,14 @@ async def _drive(
         enabled=opts.progress,
     )
     logouts: Tally | None = None
+    cpu: _TrafficCPU | None = None
     async with view:
         logins = Tally()
         view.show("logging in", logins)
+        login_cpu = time.process_time()
         await driver.login_all(tally=logins)
+        login_cpu = time.process_time() - login_cpu
+        login_storm_s = logins.seconds
         if logins.answered < len(extensions):
             log.warning(
                 "%d of %d agents could not log in",
@@ -303,7 +313,9 @@ async def _drive(
             )
         if logins.answered and not stop.is_set():
             view.start_traffic(driver.tally)
+            cpu = _TrafficCPU(client)
             await driver.run(opts.duration, stop=stop, grace=_grace(opts))
+            cpu.stop(driver.tally.sent)
         view.show("logging out")
         logouts = await driver.logout_all()
     if events is not None:
@@ -316,6 +328,12 @@ async def _drive(
         "codec": codec_backend(),
         "loop": _loop_name(),
         "interrupted": stop.is_set(),
+        "login_storm_s": round(login_storm_s, 3),
+        "login_cpu_us_per_agent": (
+            round(login_cpu * 1e6 / len(extensions), 1) if extensions else None
+        ),
+        "cpu_scope": "client+emulator+broker" if emulator is not None else "client",
+        **(cpu.figures() if cpu is not None else {}),
     }
     if events is not None:
         extra["events"] = events.count
@@ -335,6 +353,57 @@ def _extra_rows(
         return out
 
     return rows
+
+
+class _TrafficCPU:
+    """This process's CPU time over the traffic window, per command sent and event received.
+
+    ``time.process_time`` (user + system, all threads) rather than wall time: on a shared
+    machine the wall clock measures the neighbours too, the CPU a command costs does not.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._cpu = time.process_time()
+        self._times = os.times()
+        self._events = client.stats().events_received
+        self._spent = 0.0
+        self._user = 0.0
+        self._system = 0.0
+        self._commands = 0
+        self._received = 0
+
+    def stop(self, commands: int) -> None:
+        """End the window; ``commands`` were sent in it."""
+        self._spent = time.process_time() - self._cpu
+        times = os.times()
+        self._user = times.user - self._times.user
+        self._system = times.system - self._times.system
+        self._received = self._client.stats().events_received - self._events
+        self._commands = commands
+
+    def figures(self) -> dict[str, object]:
+        """``cpu_s_traffic``, ``cpu_us_per_command`` and ``cpu_us_per_event`` (None: none)."""
+        return {
+            "cpu_s_traffic": round(self._spent, 3),
+            "cpu_us_per_command": (
+                round(self._spent * 1e6 / self._commands, 2) if self._commands else None
+            ),
+            "cpu_us_per_event": (
+                round(self._spent * 1e6 / self._received, 2) if self._received else None
+            ),
+            "events_in_traffic": self._received,
+            # user = Python and the codec; system = the kernel (on loopback a socket write also
+            # runs the receiving side's TCP path, charged to the writer)
+            "cpu_split_us_per_command": (
+                {
+                    "user": round(self._user * 1e6 / self._commands, 2),
+                    "system": round(self._system * 1e6 / self._commands, 2),
+                }
+                if self._commands
+                else None
+            ),
+        }
 
 
 class _EventCounter:

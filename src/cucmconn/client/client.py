@@ -709,6 +709,7 @@ class Client:
     # -- delivery (the transport's handler: sync, on the loop, must never raise) ---------------
 
     def _on_message(self, message: Message) -> None:
+        self._stats.events_received += 1
         try:
             event = decode_event(message.body, self.max_event_body)
         except Exception as exc:

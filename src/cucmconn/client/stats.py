@@ -61,6 +61,7 @@ class StatsCounters:
         "connector_restarts",
         "dropped_events",
         "errors",
+        "events_received",
         "issued",
         "late",
         "latency",
@@ -96,6 +97,7 @@ class StatsCounters:
         self.connector_restarts = 0
         self.resyncs = 0
         self.broker_switches = 0
+        self.events_received = 0
         self.latency = LatencyHistogram()
 
 
@@ -157,6 +159,8 @@ class ClientStats(msgspec.Struct, frozen=True, gc=False):
     """Resyncs run (GetState of every logged-in agent after a reconnect, outage or restart)."""
     broker_switches: int = 0
     """Times the client moved to another broker because no connector answered on this one."""
+    events_received: int = 0
+    """Messages that arrived on the client's topic (events, malformed ones included)."""
 
     @classmethod
     def snapshot(
@@ -186,6 +190,7 @@ class ClientStats(msgspec.Struct, frozen=True, gc=False):
             connector_restarts=counters.connector_restarts,
             resyncs=counters.resyncs,
             broker_switches=counters.broker_switches,
+            events_received=counters.events_received,
             latency_p50_ms=hist.percentile(0.50),
             latency_p99_ms=hist.percentile(0.99),
             latency_max_ms=hist.max_ms,

@@ -37,7 +37,8 @@ from ..codec.commands import canonical_command, parse_command
 from ..codec.events import ErrorEvent, Event
 from ..codec.text import decode_text
 from ..errors import ConnectorError, ProtocolError
-from ..transport.base import Message, MessageHandler, Transport, TransportListener
+from ..transport.base import Message, MessageHandler, Transport
+from ..transport.forwarding import ForwardingTransport
 
 __all__ = [
     "CommandRecord",
@@ -522,7 +523,7 @@ def _event_matches(
     return True
 
 
-class Tap:
+class Tap(ForwardingTransport):
     """A transport that passes everything through, showing the scenario each command and event.
 
     Wraps the emulator's own transport; commands on ``command_queue`` go through
@@ -531,41 +532,14 @@ class Tap:
     """
 
     def __init__(self, inner: Transport, scenario: Scenario, command_queue: str) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._scenario = scenario
         self._queue = command_queue
 
-    def __repr__(self) -> str:
-        return f"Tap({self._inner!r})"
-
-    @property
-    def connected(self) -> bool:
-        return self._inner.connected
-
-    @property
-    def display_url(self) -> str:
-        return self._inner.display_url
-
-    @property
-    def write_blocked(self) -> bool:
-        """The wrapped transport's (see ``Transport.write_blocked``)."""
-        return self._inner.write_blocked
-
-    @property
-    def flow_control_held(self) -> float:
-        """The wrapped transport's (see ``Transport.flow_control_held``)."""
-        return self._inner.flow_control_held
-
-    async def switch_broker(self, reason: str) -> bool:
-        """Delegated to the wrapped transport (see ``Transport.switch_broker``)."""
-        return await self._inner.switch_broker(reason)
-
-    async def connect(self) -> None:
-        await self._inner.connect()
-
     async def close(self) -> None:
+        """Cancel the scenario's pending deliveries, then close the wrapped transport."""
         self._scenario.close()
-        await self._inner.close()
+        await self.inner.close()
 
     async def send(
         self,
@@ -580,8 +554,9 @@ class Tap:
         headers: Mapping[str, str] | None = None,
         deadline: float | None = None,
     ) -> None:
+        """Record the event, then send it as many times as a fault says (0, 1 or 2)."""
         for _ in range(self._scenario.copies(destination, body, correlation_id)):
-            await self._inner.send(
+            await self.inner.send(
                 destination,
                 body,
                 jms_type=jms_type,
@@ -596,20 +571,15 @@ class Tap:
     async def subscribe(
         self, destination: str, handler: MessageHandler, *, prefetch: int = 1000
     ) -> str:
+        """Subscribe; commands on the command queue pass through the scenario first."""
         if destination == self._queue:
             scenario, answer = self._scenario, self._answer
 
             def tapped(message: Message) -> None:
                 scenario.on_command(message, handler, answer)
 
-            return await self._inner.subscribe(destination, tapped, prefetch=prefetch)
-        return await self._inner.subscribe(destination, handler, prefetch=prefetch)
-
-    async def unsubscribe(self, subscription_id: str) -> None:
-        await self._inner.unsubscribe(subscription_id)
-
-    def set_listener(self, listener: TransportListener | None) -> None:
-        self._inner.set_listener(listener)
+            return await self.inner.subscribe(destination, tapped, prefetch=prefetch)
+        return await self.inner.subscribe(destination, handler, prefetch=prefetch)
 
     def _answer(self, message: Message, target: str, code: str) -> None:
         """A ``fail`` fault: the sender gets ``<agent>#Error#<code>`` with its correlation id."""

@@ -31,10 +31,10 @@ from ..transport.base import (
     Message,
     MessageHandler,
     Transport,
-    TransportListener,
     expires_at,
     send_headers,
 )
+from ..transport.forwarding import ForwardingTransport
 from .format import (
     KEPT_HEADERS,
     SECRET_COMMANDS,
@@ -329,7 +329,7 @@ class TraceRecorder:
                 stream.close()
 
 
-class RecordingTransport:
+class RecordingTransport(ForwardingTransport):
     """A Transport that records every message sent and received through ``inner``.
 
     It computes ``expires`` itself and hands it to ``inner`` as a header, so the trace holds
@@ -339,33 +339,11 @@ class RecordingTransport:
     """
 
     def __init__(self, inner: Transport, recorder: TraceRecorder) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.recorder = recorder
 
     def __repr__(self) -> str:
         return f"RecordingTransport({self.inner!r}, {self.recorder!r})"
-
-    @property
-    def connected(self) -> bool:
-        return self.inner.connected
-
-    @property
-    def display_url(self) -> str:
-        return self.inner.display_url
-
-    @property
-    def write_blocked(self) -> bool:
-        """The wrapped transport's (see ``Transport.write_blocked``)."""
-        return self.inner.write_blocked
-
-    @property
-    def flow_control_held(self) -> float:
-        """The wrapped transport's (see ``Transport.flow_control_held``)."""
-        return self.inner.flow_control_held
-
-    async def switch_broker(self, reason: str) -> bool:
-        """Delegated to the wrapped transport (see ``Transport.switch_broker``)."""
-        return await self.inner.switch_broker(reason)
 
     def _ensure_started(self) -> None:
         if not self.recorder.started:
@@ -374,9 +352,6 @@ class RecordingTransport:
     async def connect(self) -> None:
         self._ensure_started()
         await self.inner.connect()
-
-    async def close(self) -> None:
-        await self.inner.close()
 
     def send(
         self,
@@ -442,12 +417,6 @@ class RecordingTransport:
             handler(message)
 
         return await self.inner.subscribe(destination, recorded, prefetch=prefetch)
-
-    async def unsubscribe(self, subscription_id: str) -> None:
-        await self.inner.unsubscribe(subscription_id)
-
-    def set_listener(self, listener: TransportListener | None) -> None:
-        self.inner.set_listener(listener)
 
 
 if TYPE_CHECKING:

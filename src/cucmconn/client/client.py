@@ -386,7 +386,8 @@ class Client:
             self._subscription = await transport.subscribe(self._reply_to, self._on_message)
             if self.advisories:
                 await self._subscribe_advisories(transport)
-            self._supervisor.link_opened()
+            if transport.connected:  # else the link dropped meanwhile: restored() opens it
+                self._supervisor.link_opened()
             self._connected = True
             self._spawn(self._table.run_sweeper(), "sweeper")
             await self._supervisor.handshake()

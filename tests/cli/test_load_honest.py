@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,6 @@ from cucmconn.cli.traffic import LoadDriver
 from cucmconn.errors import CommandError, CommandTimeout, ConnectionLost, ServiceUnavailable
 from cucmconn.transport.memory import MemoryBroker, MemoryTransport
 from tests.fakeconnector import FakeCommand, FakeConnector, Reply
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
 
 
 def refuse_logins(fake: FakeConnector, refused: set[str]) -> None:

@@ -72,7 +72,8 @@ on a real broker add --emulate to start one on the same URL, or leave it off to 
 connector. With --json, stdout carries ONE JSON object: agents, logged_in, login_failures,
 commands, answered, errors, errors_by_code, unavailable, timeouts, lost, unanswered, calls,
 duration_s, throughput_cps, latency_ms {{p50, p99, max}} (the traffic's: the run's one latency
-figure), login_storm_s (wall time to log every agent in), cpu_us_per_command and
+figure), login_storm_s (wall time to log every agent in) and login_cpu_us_per_agent (this
+process's CPU for it), cpu_us_per_command and
 cpu_us_per_event (this process's CPU time over the traffic window only, divided by the commands
 sent and the events received in it; with the emulator in this process its CPU is included,
 cpu_scope says which), and details of the client and transport.
@@ -300,7 +301,9 @@ async def _drive(
     async with view:
         logins = Tally()
         view.show("logging in", logins)
+        login_cpu = time.process_time()
         await driver.login_all(tally=logins)
+        login_cpu = time.process_time() - login_cpu
         login_storm_s = logins.seconds
         if logins.answered < len(extensions):
             log.warning(
@@ -326,6 +329,9 @@ async def _drive(
         "loop": _loop_name(),
         "interrupted": stop.is_set(),
         "login_storm_s": round(login_storm_s, 3),
+        "login_cpu_us_per_agent": (
+            round(login_cpu * 1e6 / len(extensions), 1) if extensions else None
+        ),
         "cpu_scope": "client+emulator+broker" if emulator is not None else "client",
         **(cpu.figures() if cpu is not None else {}),
     }

@@ -5,6 +5,7 @@ advice that agrees with the hint under it."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -185,3 +186,23 @@ async def test_send_to_another_destinations_agent_prints_consistent_advice(
     assert "PRIVILLEGE_VIOLATION" in err
     assert "send the request again" not in err.lower()
     assert "what to do:" in err and "--destination" in err
+
+
+async def test_send_json_advice_is_what_can_work(capsys: pytest.CaptureFixture[str]) -> None:
+    name = "send-priv-json"
+    MemoryBroker.reset(name)
+    url = f"memory://{name}"
+    async with (
+        Emulator(url),
+        Client(url, client_destination="desk-a", handshake_timeout=5.0) as owner,
+    ):
+        await owner.agent("1001").login()
+        code, out, _ = await cli(
+            capsys, "send", "--url", url, "--no-emulator", "--destination", "desk-b", "--json",
+            "MakeCall", "1001", "1002",
+        )  # fmt: skip
+        await owner.agent("1001").logout()
+    error = json.loads(out)["error"]
+    assert code == EXIT_FAILED and error["code"] == "PRIVILLEGE_VIOLATION"
+    assert "send the request again" not in error["advice"].lower()
+    assert error["guide_advice"] == CommandError("PRIVILLEGE_VIOLATION").advice

@@ -7,12 +7,12 @@ emulator that uses a Transport.
 
 Writing is off the hot path.  ``record_*`` append one small struct of references to a bounded
 deque (no formatting, no I/O, nothing the garbage collector tracks); a writer drains it every
-``flush_interval`` seconds, formats the batch as JSON Lines and writes it.  Started inside an event loop, the writer is a callback on that loop
-taking at most ``MAX_BATCH`` records a turn: a second thread would do the same work but compete
-for the GIL, which on a busy machine (the OS descheduling the thread that holds it) cost the
-loop up to twice the writer's own time in our measurements.  Started without a loop (a tool, a
-test), it is a thread.  Past ``max_queue`` waiting records a new one is dropped and counted
-(``dropped``), so a stalled disk grows nothing; the end line of the trace says how many.
+``flush_interval`` seconds, formats the batch as JSON Lines and writes it.  Started inside an
+event loop, the writer is a callback on that loop taking at most ``MAX_BATCH`` records a turn:
+a thread would do the same work but compete for the GIL, which on a busy machine cost more.
+Started without a loop (a tool, a test), it is a thread.  Past ``max_queue`` waiting records a
+new one is dropped and counted (``dropped``), so a stalled disk grows nothing; the end line of
+the trace says how many.
 """
 
 from __future__ import annotations

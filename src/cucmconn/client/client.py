@@ -123,7 +123,15 @@ class Client:
     (docs/trace-format.md), off the hot path.
     ``max_event_body`` is the largest event body accepted (bytes, default 64 KiB); a longer one
     is dropped and counted in ``stats().malformed``, like any undecodable body.  Events for an
-    agent without a session are counted in ``stats().unknown_agent``.
+    agent without a session are counted in ``stats().unknown_agent``.  Resyncs (after a
+    reconnect, an outage or a detected connector restart) coalesce: one runs at a time, at most
+    one starts per ``resync_interval`` seconds, sending at most ``resync_rate`` GetState per
+    second.  ``advisories`` subscribes to ActiveMQ's consumer advisories of the command queue
+    to see a connector restart at once (where ACLs refuse them, the answers' ``message-id`` and
+    contradicting errors remain).  An unsolicited ``System#...`` status is confirmed with one
+    Hello before it changes anything; with a ``failover:`` URL, a broker where no connector
+    answers Hello is left for the next one.  Observers (:meth:`add_observer`) see every
+    command, event and state change.
     """
 
     def __init__(
@@ -386,7 +394,8 @@ class Client:
             self._subscription = await transport.subscribe(self._reply_to, self._on_message)
             if self.advisories:
                 await self._subscribe_advisories(transport)
-            self._supervisor.link_opened()
+            if transport.connected:  # else the link dropped meanwhile: restored() opens it
+                self._supervisor.link_opened()
             self._connected = True
             self._spawn(self._table.run_sweeper(), "sweeper")
             await self._supervisor.handshake()

@@ -10,7 +10,9 @@ is the wall time of a whole run (log-in, traffic, log-out) and means little; the
 target (issue "Command line")          row
 =====================================  ==============================================
 memory:// >= 20,000 cmd/s, 5,000 agents  ``memory-asyncio``, ``memory-uvloop`` (the command's
-                                         gen-0 GC threshold, 10,000), beside ``memory-default-gc``
+                                         gen-0 GC threshold, 10,000)
+memory:// >= 35,000 cmd/s, default GC    ``memory-default-gc``: CPU per command <= 28.57 us
+(issue 13)                               (one core's worth of 35,000/s)
 ActiveMQ >= 5,000 cmd/s, 5,000 agents    ``stomp-max`` (beside ``aiostomp-max``)
 p99 < 50 ms at half that rate (2,500/s)  ``stomp-half`` (beside ``aiostomp-half``)
 10,000 agents in <= 150 MB RSS           ``rss-10k-memory`` (client+emulator+broker in one
@@ -138,6 +140,9 @@ ACTIVEMQ_CPS: Target = ("throughput_cps", ">=", 5_000)
 HALF_RATE_P99: Target = ("p99", "<", 50)
 RSS_10K: Target = ("max_rss_mb", "<=", 150)
 CLIENT_CPU: Target = ("cpu_us_per_command", "<=", 12)
+MEMORY_DEFAULT_GC_CPU: Target = ("cpu_us_per_command", "<=", round(1e6 / 35_000, 2))
+"""35,000 commands/s on one core: the whole memory:// run (client, emulator, broker) is one
+process on one event loop, so its CPU per command bounds its rate."""
 LOGIN_STORM: Target = ("login_storm_s", "<=", 2)
 STORM_AGENTS = 10_000
 CLIENT_CPU_AGENTS = 2_000
@@ -164,9 +169,12 @@ def test_memory_uvloop(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="load-memory")
 def test_memory_default_gc(benchmark: Any) -> None:
-    """The asyncio row again with CPython's own GC threshold instead of the command's 10,000."""
-    _record(benchmark, "memory-default-gc", None, "--url", "memory://", "--loop", "asyncio",
-            "--gc-threshold", "0")  # fmt: skip
+    """The asyncio row again with CPython's own GC threshold instead of the command's 10,000:
+    issue 13's >= 35,000 commands/s, judged as the CPU that rate allows on the one core the
+    whole process runs on (``cpu_us_per_command`` <= 1e6 / 35,000), since the shared machine's
+    wall clock measures its neighbours too; the wall rate is printed beside it."""
+    _record(benchmark, "memory-default-gc", MEMORY_DEFAULT_GC_CPU, "--url", "memory://",
+            "--loop", "asyncio", "--gc-threshold", "0")  # fmt: skip
 
 
 # -- a real ActiveMQ, the emulator in its own process ---------------------------------------------

@@ -289,17 +289,16 @@ async def _drive(
         place_call=emulator.place_call if emulator is not None else None,
     )
     events = _EventCounter(client) if opts.count_events else None
+    logins, logouts = Tally(), Tally()
     view = LiveView(
         console,
         title=f"{opts.title} -> {client.display_url}",
         duration=opts.duration,
-        extra=_extra_rows(client, driver, events, len(extensions)),
+        extra=_extra_rows(logins, logouts, driver, events, len(extensions)),
         enabled=opts.progress,
     )
-    logouts: Tally | None = None
     cpu: _TrafficCPU | None = None
     async with view:
-        logins = Tally()
         view.show("logging in", logins)
         login_cpu = time.process_time()
         await driver.login_all(tally=logins)
@@ -317,7 +316,7 @@ async def _drive(
             await driver.run(opts.duration, stop=stop, grace=_grace(opts))
             cpu.stop(driver.tally.sent)
         view.show("logging out")
-        logouts = await driver.logout_all()
+        await driver.logout_all(tally=logouts)
     if events is not None:
         events.stop()
     extra = {
@@ -343,11 +342,21 @@ async def _drive(
 
 
 def _extra_rows(
-    client: Client, driver: LoadDriver, events: _EventCounter | None, agents: int
+    logins: Tally,
+    logouts: Tally,
+    driver: LoadDriver,
+    events: _EventCounter | None,
+    agents: int,
 ) -> Callable[[], dict[str, str]]:
+    """The agents row counts from the log-in tally, as the summary does: "logged in X of N"."""
+
     def rows() -> dict[str, str]:
-        logged = sum(1 for a in client.agents.values() if a.logged_in)
-        out = {"agents": f"logged in {logged:,} of {agents:,}, {driver.in_progress:,} in a call"}
+        text = f"logged in {logins.answered:,} of {agents:,}"
+        if logouts.sent:
+            text += f", {logouts.answered:,} logged out"
+        else:
+            text += f", {driver.in_progress:,} in a call"
+        out = {"agents": text}
         if events is not None:
             out["events"] = f"{events.count:,} received"
         return out

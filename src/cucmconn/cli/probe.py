@@ -667,7 +667,7 @@ async def _handle(args: argparse.Namespace) -> int:
         out.print(f"probe of {report.url}")
         for check in report.checks:
             mark = f"[{_STYLE[check.verdict]}]{check.verdict:4}[/]"
-            out.print(f"  {mark}  {check.title:28} {check.figure}", markup=True)
+            out.print(f"  {mark}  {check.title:32} {check.figure}", markup=True)
             if check.detail:
                 out.print(f"        {check.detail}", markup=False)
             if check.advice:

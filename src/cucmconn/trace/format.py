@@ -22,13 +22,14 @@ from typing import Any, Literal
 
 import msgspec
 
-from ..codec.commands import COMMANDS, canonical_command
+from ..codec.commands import ALIASES, COMMANDS, canonical_command
 from ..codec.text import decode_text
 from ..errors import ProtocolError
 from ..transport.url import redact_url
 
 __all__ = [
     "KEPT_HEADERS",
+    "SECRET_COMMANDS",
     "TRACE_FORMAT",
     "TRACE_VERSION",
     "Trace",
@@ -58,6 +59,10 @@ KEPT_HEADERS = (
 """STOMP headers a trace keeps (ActiveMQ's JMS mapping); every other header is left out."""
 
 REDACTED = "***"
+SECRET_COMMANDS = frozenset(
+    alias for alias, name in ALIASES.items() if not COMMANDS[name].echo_args and name != "Login"
+)
+"""Lower-cased names (and aliases) of commands whose body may hold a password."""
 _SECRET_ARGS = {"MobileAgentLogin": (0,)}
 """Argument positions holding a password, for commands whose other arguments are useful."""
 

@@ -115,9 +115,10 @@ async def test_metrics_and_spans_after_a_scripted_session(fake: FakeConnector) -
         fake.hold.add("GetState")
         task = asyncio.create_task(agent.get_state())
         await until(lambda: len(fake.commands("GetState")) == 2)
-        assert _value(
-            _points(seen.reader.get_metrics_data())["cucmconn.client.commands.in_flight"]
-        ) == 1
+        assert (
+            _value(_points(seen.reader.get_metrics_data())["cucmconn.client.commands.in_flight"])
+            == 1
+        )
         transport.simulate_disconnect()
         with pytest.raises(ConnectionLost):
             await task
@@ -138,21 +139,30 @@ async def test_metrics_and_spans_after_a_scripted_session(fake: FakeConnector) -
         metrics = _points(seen.reader.get_metrics_data())
         commands = metrics["cucmconn.client.commands"]
         assert _value(commands, **{"cucmconn.command": "Login", "cucmconn.outcome": "answered"})
-        assert _value(
-            commands,
-            **{
-                "cucmconn.command": "MakeCall",
-                "cucmconn.outcome": "error",
-                "cucmconn.error_code": "INVALID_PARTY",
-            },
-        ) == 1
+        assert (
+            _value(
+                commands,
+                **{
+                    "cucmconn.command": "MakeCall",
+                    "cucmconn.outcome": "error",
+                    "cucmconn.error_code": "INVALID_PARTY",
+                },
+            )
+            == 1
+        )
         assert _value(commands, **{"cucmconn.command": "HoldCall", "cucmconn.outcome": "timeout"})
-        assert _value(
-            commands, **{"cucmconn.command": "GetState", "cucmconn.outcome": "connection_lost"}
-        ) == 1
-        assert _value(
-            commands, **{"cucmconn.command": "ReleaseCall", "cucmconn.outcome": "unavailable"}
-        ) == 1
+        assert (
+            _value(
+                commands, **{"cucmconn.command": "GetState", "cucmconn.outcome": "connection_lost"}
+            )
+            == 1
+        )
+        assert (
+            _value(
+                commands, **{"cucmconn.command": "ReleaseCall", "cucmconn.outcome": "unavailable"}
+            )
+            == 1
+        )
         durations = metrics["cucmconn.client.command.duration"]
         timed = _by(durations, **{"cucmconn.command": "HoldCall", "cucmconn.outcome": "timeout"})
         assert len(timed) == 1 and timed[0].count == 1 and timed[0].sum >= 0.1
@@ -160,10 +170,15 @@ async def test_metrics_and_spans_after_a_scripted_session(fake: FakeConnector) -
         assert sum(p.value for p in commands) == sum(p.count for p in durations)
 
         events = metrics["cucmconn.client.events"]
-        assert _value(
-            events, **{"cucmconn.event.type": "malformed", "cucmconn.event.fate": "malformed"}
-        ) == 1
-        assert _by(events, **{"cucmconn.event.type": "AgentState", "cucmconn.event.fate": "resolved"})
+        assert (
+            _value(
+                events, **{"cucmconn.event.type": "malformed", "cucmconn.event.fate": "malformed"}
+            )
+            == 1
+        )
+        assert _by(
+            events, **{"cucmconn.event.type": "AgentState", "cucmconn.event.fate": "resolved"}
+        )
         assert _by(events, **{"cucmconn.event.type": "ErrorEvent"})
         assert _value(metrics["cucmconn.client.events.malformed"]) == 1
         assert _value(metrics["cucmconn.client.reconnects"]) == 1
@@ -207,9 +222,10 @@ async def test_metrics_and_spans_after_a_scripted_session(fake: FakeConnector) -
         await agent.get_state()
         assert len(seen.exporter.get_finished_spans()) == finished
         after = _points(seen.reader.get_metrics_data())
-        assert "cucmconn.client.agents.logged_in" not in after or not after[
-            "cucmconn.client.agents.logged_in"
-        ]
+        assert (
+            "cucmconn.client.agents.logged_in" not in after
+            or not after["cucmconn.client.agents.logged_in"]
+        )
         handle.uninstrument()  # twice: harmless
 
 

@@ -52,10 +52,13 @@ from ..codec.events import Event
 if TYPE_CHECKING:
     from ..client import Client
 
-__all__ = ["INSTRUMENTATION_NAME", "Instrumentation", "instrument"]
+__all__ = ["INSTRUMENTATION_NAME", "MAX_SERIES", "Instrumentation", "instrument"]
 
 INSTRUMENTATION_NAME = "cucmconn"
 """The instrumentation scope name of every meter and tracer this module creates."""
+
+MAX_SERIES = 1000
+"""Most (command, outcome, error code) series kept; codes beyond are counted as ``other``."""
 
 _SYSTEM = "activemq"
 _MALFORMED = "malformed"
@@ -90,22 +93,29 @@ class Instrumentation(ClientObserver):
         self._tracer = trace.get_tracer(
             INSTRUMENTATION_NAME, scope_version, tracer_provider=tracer_provider
         )
-        self._commands = meter.create_counter(
-            "cucmconn.client.commands",
-            unit="{command}",
-            description="Commands ended, by command and outcome",
-        )
         self._duration = meter.create_histogram(
             "cucmconn.client.command.duration",
             unit="s",
             description="Time from a command being issued to its end, by command and outcome",
         )
-        self._events = meter.create_counter(
-            "cucmconn.client.events",
-            unit="{event}",
-            description="Events received on the client's topic, by type and fate",
-        )
+        # Commands and events are tallied here and observed at collection: an SDK counter's
+        # ``add`` costs microseconds per call, a dict increment a fraction of one.
+        self._command_counts: dict[tuple[str, str, str | None], int] = {}
+        self._attributes: dict[tuple[str, str, str | None], dict[str, str]] = {}
+        self._event_counts: dict[tuple[str, str], int] = {}
         self._observed = [
+            meter.create_observable_counter(
+                "cucmconn.client.commands",
+                callbacks=[self._commands],
+                unit="{command}",
+                description="Commands ended, by command and outcome",
+            ),
+            meter.create_observable_counter(
+                "cucmconn.client.events",
+                callbacks=[self._events],
+                unit="{event}",
+                description="Events received on the client's topic, by type and fate",
+            ),
             meter.create_observable_up_down_counter(
                 "cucmconn.client.commands.in_flight",
                 callbacks=[self._in_flight],
@@ -144,8 +154,13 @@ class Instrumentation(ClientObserver):
             ),
         ]
         self._spans: dict[str, trace.Span] = {}
-        self._destination = client.queue
-        self._base = {"messaging.system": _SYSTEM, "messaging.destination.name": client.queue}
+        self._span_name = f"send {client.queue}"
+        self._base = {
+            "messaging.system": _SYSTEM,
+            "messaging.destination.name": client.queue,
+            "messaging.operation.name": "send",
+            "messaging.operation.type": "send",
+        }
         self._active = True
         client.add_observer(self)
 
@@ -170,41 +185,34 @@ class Instrumentation(ClientObserver):
     # -- observer callbacks (the hot path: keep them short) -------------------------------------
 
     def command_issued(self, command: str, target: str, correlation_id: str) -> None:
-        """Open the command's span."""
-        self._spans[correlation_id] = self._tracer.start_span(
-            f"send {self._destination}",
-            kind=trace.SpanKind.PRODUCER,
-            attributes={
-                **self._base,
-                "messaging.operation.name": "send",
-                "messaging.operation.type": "send",
-                "messaging.message.conversation_id": correlation_id,
-                "cucmconn.command": command,
-                "cucmconn.agent": target,
-            },
-        )
+        """Open the command's span (kept only when the sampler records it)."""
+        span = self._tracer.start_span(self._span_name, kind=trace.SpanKind.PRODUCER)
+        if span.is_recording():
+            span.set_attributes(self._base)
+            span.set_attribute("messaging.message.conversation_id", correlation_id)
+            span.set_attribute("cucmconn.command", command)
+            span.set_attribute("cucmconn.agent", target)
+            self._spans[correlation_id] = span
 
     def command_finished(self, finished: CommandFinished) -> None:
         """Count the command, record its duration and end its span."""
         outcome = finished.outcome
         code = finished.error_code
-        if code is None:
-            attributes: dict[str, str] = {
-                "cucmconn.command": finished.command,
-                "cucmconn.outcome": outcome,
-            }
-        else:
-            attributes = {
-                "cucmconn.command": finished.command,
-                "cucmconn.outcome": outcome,
-                "cucmconn.error_code": code,
-            }
-        self._commands.add(1, attributes)
+        key: tuple[str, str, str | None] = (finished.command, outcome, code)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            key, attributes = self._series(key)
+        self._command_counts[key] = self._command_counts.get(key, 0) + 1
         self._duration.record(finished.duration, attributes)
         cid = finished.correlation_id
-        span = self._spans.pop(cid, None) if cid is not None else None
-        if span is None:  # refused before it had an id: a span of its own, already over
+        if cid is not None:
+            span = self._spans.pop(cid, None)
+            if span is None:  # not sampled
+                return
+        else:  # refused before it had an id: a span of its own, already over
             span = self._late_span(finished)
+            if not span.is_recording():
+                return
         span.set_attribute("cucmconn.outcome", outcome)
         if outcome != "answered":
             error = code if code is not None else outcome
@@ -214,19 +222,35 @@ class Instrumentation(ClientObserver):
             span.set_status(trace.Status(trace.StatusCode.ERROR, error))
         span.end()
 
+    def _series(
+        self, key: tuple[str, str, str | None]
+    ) -> tuple[tuple[str, str, str | None], dict[str, str]]:
+        """The attributes of a new (command, outcome, code) series; past ``MAX_SERIES`` the
+        code is folded into ``other`` so a connector inventing codes cannot grow memory."""
+        command, outcome, code = key
+        if len(self._attributes) >= MAX_SERIES:
+            key = (command, outcome, None if code is None else "other")
+            found = self._attributes.get(key)
+            if found is not None:
+                return key, found
+            code = key[2]
+        attributes = {"cucmconn.command": command, "cucmconn.outcome": outcome}
+        if code is not None:
+            attributes["cucmconn.error_code"] = code
+        self._attributes[key] = attributes
+        return key, attributes
+
     def _late_span(self, finished: CommandFinished) -> trace.Span:
         ended = _now_ns()
         attributes: dict[str, str] = {
             **self._base,
-            "messaging.operation.name": "send",
-            "messaging.operation.type": "send",
             "cucmconn.command": finished.command,
             "cucmconn.agent": finished.target,
         }
         if finished.correlation_id is not None:
             attributes["messaging.message.conversation_id"] = finished.correlation_id
         return self._tracer.start_span(
-            f"send {self._destination}",
+            self._span_name,
             kind=trace.SpanKind.PRODUCER,
             attributes=attributes,
             start_time=ended - int(finished.duration * 1e9),
@@ -234,12 +258,26 @@ class Instrumentation(ClientObserver):
 
     def event_received(self, event: Event | None, fate: EventFate) -> None:
         """Count the event by its type (class name) and what became of it."""
-        kind = type(event).__name__ if event is not None else _MALFORMED
-        self._events.add(1, {"cucmconn.event.type": kind, "cucmconn.event.fate": fate})
+        key = (type(event).__name__ if event is not None else _MALFORMED, fate)
+        self._event_counts[key] = self._event_counts.get(key, 0) + 1
 
     # -- observed instruments (run at collection, not per command) ------------------------------
 
     # The API cannot unregister a callback, so each observes nothing once detached.
+
+    def _commands(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self._active:
+            return []
+        attributes = self._attributes
+        return [Observation(n, attributes[key]) for key, n in self._command_counts.items()]
+
+    def _events(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self._active:
+            return []
+        return [
+            Observation(n, {"cucmconn.event.type": kind, "cucmconn.event.fate": fate})
+            for (kind, fate), n in self._event_counts.items()
+        ]
 
     def _in_flight(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(self._client.stats().in_flight)] if self._active else []

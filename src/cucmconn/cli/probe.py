@@ -78,6 +78,7 @@ class ProbeReport(msgspec.Struct):
         return all(c.verdict == "pass" for c in self.checks if c.essential)
 
     def get(self, name: str) -> Check:
+        """The check called ``name`` (StopIteration when it did not run)."""
         return next(c for c in self.checks if c.name == name)
 
     def to_dict(self) -> dict[str, Any]:
@@ -631,6 +632,7 @@ answered), 1 otherwise.
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Register ``cucmconn probe`` on the command line's subparsers."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "probe",
         help="check, read-only, that a connector behaves as the SDK expects",

@@ -16,6 +16,7 @@ import pytest
 from cucmconn import Emulator
 from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, main_async
 from tests.activemq import BrokerHandle, SecureBrokerHandle
+from tests.system.test_activemq_broker import _fill_until_blocked
 
 ESSENTIAL = ("tcp", "stomp", "credentials", "subscribe", "send", "hello")
 
@@ -154,3 +155,20 @@ async def test_readme_probe_output_is_what_the_command_prints(
     assert code == EXIT_OK
     printed = out.replace("/queue/ProbeReadme", "/queue/Connector1")
     assert masked(printed) == masked(shown.group(1))
+
+
+async def test_probe_finds_producer_flow_control(
+    capsys: pytest.CaptureFixture[str], throttled_activemq: BrokerHandle
+) -> None:
+    """Connector1 full (1 MB limit, nobody consuming): the broker stops reading the probe."""
+    blocked = await asyncio.to_thread(
+        _fill_until_blocked, throttled_activemq.host, throttled_activemq.stomp_port, 20
+    )
+    assert blocked is not None, "the queue never filled"
+    code, checks = await probe(capsys, "--url", throttled_activemq.stomp_url)
+    assert code == EXIT_FAILED
+    seen = verdicts(checks)
+    assert seen["tcp"] == seen["stomp"] == seen["subscribe"] == "pass"
+    assert seen["hello"] in ("fail", "skip") and seen["flow_control"] == "warn", checks
+    assert "memory limit" in checks["flow_control"]["advice"]
+    assert seen["socket_buffers"] == "skip"  # the link is held: a burst would prove nothing

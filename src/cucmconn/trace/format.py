@@ -16,9 +16,9 @@ import base64
 import datetime
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -184,11 +184,6 @@ def redact_command_body(jms_type: str, body: str) -> str:
     return ",".join(REDACTED if i in positions else a for i, a in enumerate(args))
 
 
-def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers a trace keeps, in :data:`KEPT_HEADERS` order."""
-    return {name: headers[name] for name in KEPT_HEADERS if name in headers}
-
-
 def make_header(url: str = "", *, source: str = "", note: str = "", **times: float) -> TraceHeader:
     """A header with the URL redacted; ``wall``/``mono`` default to now."""
     wall = times.get("wall", time.time())
@@ -264,7 +259,3 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         dropped = end.dropped
     return Trace(header, records, dropped)
 
-
-def to_builtins(item: Any) -> Any:
-    """A record or header as plain JSON-ready Python values."""
-    return msgspec.to_builtins(item)

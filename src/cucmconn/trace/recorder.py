@@ -138,10 +138,12 @@ class TraceRecorder:
 
     @property
     def started(self) -> bool:
+        """True once :meth:`start` wrote the header (the writer runs)."""
         return self._started
 
     @property
     def pending(self) -> int:
+        """Records queued, not yet written."""
         return len(self._queue)
 
     def start(self, url: str = "") -> None:

@@ -48,7 +48,7 @@ from .soak import peak_rss_mb
 from .tally import Tally
 from .traffic import DEFAULT_MIX, LoadDriver, Scenario
 
-__all__ = ["LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
+__all__ = ["Attach", "LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
 
 log = logging.getLogger("cucmconn.cli")
 
@@ -213,11 +213,21 @@ async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
     return EXIT_FAILED if wrong else EXIT_OK
 
 
+Attach = Callable[[Client, Emulator | None], contextlib.AbstractContextManager[object]]
+"""What ``measure`` enters around the run once the client is connected (metrics, telemetry)."""
+
+
 async def measure(
-    opts: LoadOptions, *, console: Console | None = None, stop: asyncio.Event | None = None
+    opts: LoadOptions,
+    *,
+    console: Console | None = None,
+    stop: asyncio.Event | None = None,
+    attach: Attach | None = None,
 ) -> dict[str, Any]:
     """Run the load and return the report (the dict ``--json`` prints); for benchmarks and apps.
 
+    ``attach(client, emulator)`` is entered once the client is connected and left after the
+    run (``--metrics-port`` serves metrics this way; benchmarks compare with and without).
     Raises ValueError for bad options and ``CannotConnect`` when nothing answers.
     """
     extensions = _validate(opts)
@@ -238,7 +248,8 @@ async def measure(
             max_in_flight=max(1024, opts.agents),
         ) as client,
     ):
-        report = await _drive(opts, extensions, client, emulator, stop, console)
+        with attach(client, emulator) if attach is not None else contextlib.nullcontext():
+            report = await _drive(opts, extensions, client, emulator, stop, console)
         report["client"] = client_stats(client.stats())
         if emulator is not None:
             report["emulator_stats"] = msgspec.to_builtins(emulator.stats())

@@ -10,15 +10,21 @@ is the wall time of a whole run (log-in, traffic, log-out) and means little; the
 target (issue "Command line")          row
 =====================================  ==============================================
 memory:// >= 20,000 cmd/s, 5,000 agents  ``memory-asyncio``, ``memory-uvloop`` (the command's
-                                         gen-0 GC threshold, 10,000), ``memory-default-gc``
-ActiveMQ >= 5,000 cmd/s, 5,000 agents    ``stomp-max``, ``aiostomp-max``
-p99 < 50 ms at half that rate (2,500/s)  ``stomp-half``, ``aiostomp-half``
+                                         gen-0 GC threshold, 10,000)
+memory:// >= 35,000 cmd/s, default GC    ``memory-default-gc``: CPU per command <= 28.57 us
+(issue 13)                               (one core's worth of 35,000/s)
+ActiveMQ >= 5,000 cmd/s, 5,000 agents    ``stomp-max`` (beside ``aiostomp-max``)
+p99 < 50 ms at half that rate (2,500/s)  ``stomp-half`` (beside ``aiostomp-half``)
 10,000 agents in <= 150 MB RSS           ``rss-10k-memory`` (client+emulator+broker in one
                                          process), ``rss-10k-client`` (client alone, on ActiveMQ)
+client CPU <= 12 us/command (issue 13)   ``client-cpu-native``, aiostomp in the same test
+10,000 log-ins within 2 s (issue 13)     ``login-storm-10k``
 =====================================  ==============================================
 
 Each row is self-contained: it runs, prints its figures, and fails when its target is not met
-or when any command went unanswered or any agent could not log in.  The half-rate rows use half
+or when any command went unanswered or any agent could not log in.  The rows "beside" another
+are peers (CPython's default GC threshold, the aiostomp adapter): they are measured for the
+comparison and claim no target.  The half-rate rows use half
 the target (2,500 cmd/s), not half of whatever another row reached, so no row depends on another
 or on the order rows run in.  Under ``--benchmark-disable`` (the CI smoke run: ``scripts/test.sh``
 cuts each run to 2 s on a shared machine) a row checks that the run works and loses nothing, and
@@ -35,9 +41,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
+from tests.activemq import BrokerHandle
+from tests.procstat import cpu_seconds
 
 SECONDS = float(os.environ.get("CUCMCONN_BENCH_SECONDS", "10"))
 AGENTS = int(os.environ.get("CUCMCONN_BENCH_AGENTS", "5000"))
@@ -65,14 +75,24 @@ def _value(report: dict[str, Any], key: str) -> float:
     return float(value)
 
 
-def _record(benchmark: Any, name: str, target: Target, *argv: str, **kw: Any) -> dict[str, Any]:
-    """One row: run it, record its figures, and judge it against ``target``."""
+def _record(
+    benchmark: Any, name: str, target: Target | None, *argv: str, **kw: Any
+) -> dict[str, Any]:
+    """One row: run it, record its figures, and judge it against ``target``.
+
+    A peer row (``target`` None: the default GC, aiostomp) measures beside the row it is a peer
+    of and claims no target; every row fails on an unanswered command or a failed log-in.
+    """
     report: dict[str, Any] = benchmark.pedantic(
         _load, args=(name, *argv), kwargs=kw, rounds=1, iterations=1
     )
-    key, op, bound = target
-    value = _value(report, key)
-    met = {">=": value >= bound, "<": value < bound, "<=": value <= bound}[op]
+    _judge(benchmark, name, target, report)
+    return report
+
+
+def _judge(benchmark: Any, name: str, target: Target | None, report: dict[str, Any]) -> None:
+    """Record a run's figures; fail on a lost command or log-in, and when ``target`` is not met
+    (``None``: a peer row that claims no target)."""
     benchmark.extra_info.update(
         throughput_cps=report["throughput_cps"],
         p50_ms=report["latency_ms"]["p50"],
@@ -84,24 +104,29 @@ def _record(benchmark: Any, name: str, target: Target, *argv: str, **kw: Any) ->
         cpu_us_per_command=report.get("cpu_us_per_command"),
         cpu_us_per_event=report.get("cpu_us_per_event"),
         login_storm_s=report.get("login_storm_s"),
-        target=f"{key} {op} {bound:g}",
-        met=met,
     )
-    judged = not benchmark.disabled
-    print(
+    figures = (
         f"\n{name}: {report['logged_in']:,} of {report['agents']:,} agents, "
         f"{report['throughput_cps']:,.0f} cmd/s, p50 {report['latency_ms']['p50']:.2f} ms, "
         f"p99 {report['latency_ms']['p99']:.2f} ms, RSS {report.get('max_rss_mb') or 0:.0f} MB, "
         f"unanswered {report['unanswered']}, CPU {report.get('cpu_us_per_command')} us/command "
         f"and {report.get('cpu_us_per_event')} us/event ({report.get('cpu_scope')}), log-in "
-        f"{report.get('login_storm_s')} s; target {key} {op} {bound:g}: "
-        + (("met" if met else "NOT met") if judged else "not judged (smoke run)")
+        f"{report.get('login_storm_s')} s"
     )
     assert report["unanswered"] == 0, f"{name}: {report['unanswered']} commands unanswered"
     assert report["login_failures"] == 0, f"{name}: {report['login_failures']} log-ins failed"
-    if judged:
-        assert met, f"{name}: {key} = {value:g}, target {key} {op} {bound:g}"
-    return report
+    if target is None:
+        print(f"{figures}; a peer row, no target")
+        return
+    key, op, bound = target
+    value = _value(report, key)
+    met = {">=": value >= bound, "<": value < bound, "<=": value <= bound}[op]
+    benchmark.extra_info.update(target=f"{key} {op} {bound:g}", met=met)
+    if benchmark.disabled:
+        print(f"{figures}; target {key} {op} {bound:g} not judged (smoke run)")
+        return
+    print(f"{figures}; target {key} {op} {bound:g}: {'met' if met else 'NOT met'}")
+    assert met, f"{name}: {key} = {value:g}, target {key} {op} {bound:g}"
 
 
 def _aiostomp(url: str) -> str:
@@ -109,11 +134,17 @@ def _aiostomp(url: str) -> str:
 
 
 Target = tuple[str, str, float]
+EmulatorFactory = Callable[..., AbstractContextManager[subprocess.Popen[str]]]
 MEMORY_CPS: Target = ("throughput_cps", ">=", 20_000)
 ACTIVEMQ_CPS: Target = ("throughput_cps", ">=", 5_000)
 HALF_RATE_P99: Target = ("p99", "<", 50)
 RSS_10K: Target = ("max_rss_mb", "<=", 150)
 CLIENT_CPU: Target = ("cpu_us_per_command", "<=", 12)
+MEMORY_DEFAULT_GC_CPU: Target = ("cpu_us_per_command", "<=", round(1e6 / 35_000, 2))
+"""35,000 commands/s on one core: the whole memory:// run (client, emulator, broker) is one
+process on one event loop, so its CPU per command bounds its rate."""
+LOGIN_STORM: Target = ("login_storm_s", "<=", 2)
+STORM_AGENTS = 10_000
 CLIENT_CPU_AGENTS = 2_000
 NATIVE_VS_AIOSTOMP_CPU = 3.0
 """CI's guard: aiostomp spends at least this many times native's CPU per command (about 10x
@@ -138,9 +169,12 @@ def test_memory_uvloop(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="load-memory")
 def test_memory_default_gc(benchmark: Any) -> None:
-    """The asyncio row again with CPython's own GC threshold instead of the command's 10,000."""
-    _record(benchmark, "memory-default-gc", MEMORY_CPS, "--url", "memory://", "--loop", "asyncio",
-            "--gc-threshold", "0")  # fmt: skip
+    """The asyncio row again with CPython's own GC threshold instead of the command's 10,000:
+    issue 13's >= 35,000 commands/s, judged as the CPU that rate allows on the one core the
+    whole process runs on (``cpu_us_per_command`` <= 1e6 / 35,000), since the shared machine's
+    wall clock measures its neighbours too; the wall rate is printed beside it."""
+    _record(benchmark, "memory-default-gc", MEMORY_DEFAULT_GC_CPU, "--url", "memory://",
+            "--loop", "asyncio", "--gc-threshold", "0")  # fmt: skip
 
 
 # -- a real ActiveMQ, the emulator in its own process ---------------------------------------------
@@ -153,7 +187,7 @@ def test_stomp_max(benchmark: Any, emulator_process: str) -> None:
 
 @pytest.mark.benchmark(group="load-activemq")
 def test_aiostomp_max(benchmark: Any, emulator_process: str) -> None:
-    _record(benchmark, "aiostomp-max", ACTIVEMQ_CPS, "--url", _aiostomp(emulator_process),
+    _record(benchmark, "aiostomp-max", None, "--url", _aiostomp(emulator_process),
             "--no-emulator")  # fmt: skip
 
 
@@ -162,8 +196,10 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
     """The client's CPU per command over the traffic window (``cpu_us_per_command``), 2,000
     agents on ActiveMQ, the emulator in its own process: native judged against 12 us, and
     aiostomp run right after it in the same test as its peer (guarded: >= 3x native's)."""
-    native = _record(benchmark, "client-cpu-native", CLIENT_CPU, "--url", emulator_process,
-                     "--no-emulator", agents=CLIENT_CPU_AGENTS)  # fmt: skip
+    native: dict[str, Any] = benchmark.pedantic(
+        _load, args=("client-cpu-native", "--url", emulator_process, "--no-emulator"),
+        kwargs={"agents": CLIENT_CPU_AGENTS}, rounds=1, iterations=1,
+    )  # fmt: skip
     peer = _load("client-cpu-aiostomp", "--url", _aiostomp(emulator_process), "--no-emulator",
                  agents=CLIENT_CPU_AGENTS)  # fmt: skip
     assert native["cpu_scope"] == peer["cpu_scope"] == "client"
@@ -176,11 +212,44 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
         aiostomp_over_native_cpu=round(ratio, 2),
     )
     print(
-        f"client-cpu-aiostomp: {peer['throughput_cps']:,.0f} cmd/s, CPU "
+        f"\nclient-cpu-aiostomp: {peer['throughput_cps']:,.0f} cmd/s, CPU "
         f"{peer['cpu_us_per_command']} us/command and {peer['cpu_us_per_event']} us/event: "
         f"{ratio:.1f}x native's (guard >= {NATIVE_VS_AIOSTOMP_CPU:g}x)"
     )
+    _judge(benchmark, "client-cpu-native", CLIENT_CPU, native)  # after its peer has run
     assert ratio >= NATIVE_VS_AIOSTOMP_CPU, f"aiostomp only {ratio:.2f}x native's CPU/command"
+
+
+@pytest.mark.benchmark(group="login-storm")
+def test_login_storm_10k(
+    benchmark: Any, activemq: BrokerHandle, emulator_running: EmulatorFactory
+) -> None:
+    """The 9 a.m. case: 10,000 agents log in through ActiveMQ (emulator in its own process),
+    all within 2 s (``login_storm_s``: the wall time of the log-in phase), 0 failures.
+
+    Its own emulator (queue ``LoginStorm``), so the broker's and the emulator's CPU can be
+    read from /proc around the run: the printed split (CPU per command of each process, over
+    the log-ins, 1 s of traffic and the log-outs) says which process sets the wall time.
+    """
+    with emulator_running(activemq.stomp_url, queue="LoginStorm") as emulator:
+        before = {"broker": cpu_seconds(activemq.pid), "emulator": cpu_seconds(emulator.pid)}
+        report: dict[str, Any] = benchmark.pedantic(
+            _load, args=("login-storm-10k", "--url", activemq.stomp_url, "--queue", "LoginStorm",
+                         "--no-emulator"),
+            kwargs={"agents": STORM_AGENTS, "seconds": 1}, rounds=1, iterations=1,
+        )  # fmt: skip
+        after = {"broker": cpu_seconds(activemq.pid), "emulator": cpu_seconds(emulator.pid)}
+    commands = report["commands"] + 2 * report["logged_in"]
+    split: dict[str, float | None] = {}
+    for name, spent in before.items():
+        end = after[name]
+        split[name] = None if spent is None or end is None else round(
+            (end - spent) * 1e6 / commands, 1
+        )
+    split["client_login_per_agent"] = report["login_cpu_us_per_agent"]
+    benchmark.extra_info["cpu_us_per_command_split"] = split
+    print(f"\nlogin-storm-10k: CPU per command over the run (us): {split}", end="")
+    _judge(benchmark, "login-storm-10k", LOGIN_STORM, report)
 
 
 @pytest.mark.benchmark(group="load-activemq-half-rate")
@@ -191,7 +260,7 @@ def test_stomp_half_rate(benchmark: Any, emulator_process: str) -> None:
 
 @pytest.mark.benchmark(group="load-activemq-half-rate")
 def test_aiostomp_half_rate(benchmark: Any, emulator_process: str) -> None:
-    _record(benchmark, "aiostomp-half", HALF_RATE_P99, "--url", _aiostomp(emulator_process),
+    _record(benchmark, "aiostomp-half", None, "--url", _aiostomp(emulator_process),
             "--no-emulator", "--rate", HALF_RATE)  # fmt: skip
 
 

@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import socket
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.activemq import BrokerHandle
+from tests.procstat import cpu_seconds
 
 from cucmconn import AgentSession, Client
 from cucmconn.transport import Message, open_transport
@@ -48,7 +47,6 @@ ROUND_TRIPS = {1: 1_000, 64: 4_000, 1024: 20_000}  # by window: commands in flig
 BODY = b"1001#DialogState#ACTIVE#2026-11-25 06:00:00#16777215#1001,1002,x"  # ~70 bytes
 CONSUMERS = ["native", "raw", "aiostomp", "stomp.py"]  # native first: the others quote it
 REQUESTERS = ["native", "aiostomp", "stomp.py"]
-_TICKS = os.sysconf("SC_CLK_TCK")
 _RESULTS: dict[tuple[str, str], float] = {}
 
 try:
@@ -61,13 +59,7 @@ except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
 
 def _proc_cpu(pid: int | None) -> float:
     """utime + stime of a process, in seconds (0 when it is not ours to see)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return cpu_seconds(pid) or 0.0
 
 
 class CpuSplit:

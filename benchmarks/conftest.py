@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 
 import pytest
 from tests.activemq import BrokerHandle
@@ -19,22 +21,54 @@ EMULATED_EXTENSIONS = "1000-10999"
 def emulator_on(url: str, *, queue: str = "Connector1") -> Iterator[str]:
     """``cucmconn emulate`` in its own process on ``url`` (its query carries transport options,
     e.g. ``?tcp_quickack=false``), answering on ``queue``; yields ``url`` once it answers Hello."""
+    with _emulator_running(url, queue=queue):
+        yield url
+
+
+@contextlib.contextmanager
+def _emulator_running(
+    url: str, *, queue: str = "Connector1", prefix: Sequence[str] = (), extra: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[str]]:
+    """The same, yielding the process: ``prefix`` goes before the interpreter (``taskset -c
+    0``), ``extra`` after the emulator's arguments (``--stats-every 0.5``); its stderr is a
+    pipe the caller may read once this yields."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cucmconn", "emulate", "--url", url, "--queue", queue,
-         "--extensions", EMULATED_EXTENSIONS],
+        [*prefix, sys.executable, "-m", "cucmconn", "emulate", "--url", url, "--queue", queue,
+         "--extensions", EMULATED_EXTENSIONS, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     try:
         _wait_for_connector(url, proc, queue)
-        yield url
+        yield proc
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def emulator_running() -> Callable[..., AbstractContextManager[subprocess.Popen[str]]]:
+    """``emulator_running(url, queue=..., prefix=..., extra=...)``: a context manager running
+    ``cucmconn emulate`` in its own process for one test, yielding the process (for its pid)."""
+    return _emulator_running
+
+
+ONE_CORE_QUEUE = "EmulatorOneCore"
+
+
+@pytest.fixture
+def one_core_emulator(activemq: BrokerHandle) -> Iterator[subprocess.Popen[str]]:
+    """``cucmconn emulate`` pinned to core 0 (``taskset``, when there is one) on queue
+    ``ONE_CORE_QUEUE``, printing its ``--stats-every 0.5`` JSON lines on its stderr pipe."""
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    with _emulator_running(
+        activemq.stomp_url, queue=ONE_CORE_QUEUE, prefix=pin, extra=["--stats-every", "0.5"]
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from cucmconn.cli.load import gc_threshold
-from cucmconn.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main, main_async
-from cucmconn.transport.memory import MemoryTransport
+from cucmconn.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from tests.cli.conftest import cli, one_json, run_module
 from tests.fakeconnector import FakeConnector
 
 REPORT_KEYS = {
@@ -36,40 +34,6 @@ REPORT_KEYS = {
     "latency_ms",
     "duration_s",
 }
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = await main_async(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_json(out: str) -> dict[str, Any]:
-    """stdout must hold exactly one JSON object (and nothing else)."""
-    lines = [line for line in out.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one JSON line on stdout, got {len(lines)}: {out[:500]}"
-    data = json.loads(lines[0])
-    assert isinstance(data, dict)
-    return data
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
-
-
-def run_module(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "cucmconn", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
 
 
 # -- help ---------------------------------------------------------------------------------------

@@ -5,43 +5,16 @@ advice that agrees with the hint under it."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
+import json
 
 import pytest
 
 from cucmconn import Client, CommandError, Emulator
-from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main_async
+from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from cucmconn.cli.send import what_to_do
-from cucmconn.transport.memory import MemoryBroker, MemoryTransport
+from cucmconn.transport.memory import MemoryBroker
+from tests.cli.conftest import cli, run_module
 from tests.fakeconnector import FakeConnector
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = await main_async(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_module(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cucmconn", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "120"},
-        check=False,
-    )
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
-
 
 # -- watch: a refused log-out --------------------------------------------------------------------
 
@@ -213,3 +186,23 @@ async def test_send_to_another_destinations_agent_prints_consistent_advice(
     assert "PRIVILLEGE_VIOLATION" in err
     assert "send the request again" not in err.lower()
     assert "what to do:" in err and "--destination" in err
+
+
+async def test_send_json_advice_is_what_can_work(capsys: pytest.CaptureFixture[str]) -> None:
+    name = "send-priv-json"
+    MemoryBroker.reset(name)
+    url = f"memory://{name}"
+    async with (
+        Emulator(url),
+        Client(url, client_destination="desk-a", handshake_timeout=5.0) as owner,
+    ):
+        await owner.agent("1001").login()
+        code, out, _ = await cli(
+            capsys, "send", "--url", url, "--no-emulator", "--destination", "desk-b", "--json",
+            "MakeCall", "1001", "1002",
+        )  # fmt: skip
+        await owner.agent("1001").logout()
+    error = json.loads(out)["error"]
+    assert code == EXIT_FAILED and error["code"] == "PRIVILLEGE_VIOLATION"
+    assert "send the request again" not in error["advice"].lower()
+    assert error["guide_advice"] == CommandError("PRIVILLEGE_VIOLATION").advice

@@ -29,4 +29,3 @@ async def test_cpu_figures_cover_the_traffic_window_only() -> None:
     tick = 0.02 * 1e6 / report["commands"]  # os.times() counts in clock ticks (10 ms)
     assert split["user"] + split["system"] == pytest.approx(report["cpu_us_per_command"], abs=tick)
     assert 0 < report["login_storm_s"] < report["duration_s"] + 60
-

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,6 @@ from cucmconn.cli.traffic import LoadDriver
 from cucmconn.errors import CommandError, CommandTimeout, ConnectionLost, ServiceUnavailable
 from cucmconn.transport.memory import MemoryBroker, MemoryTransport
 from tests.fakeconnector import FakeCommand, FakeConnector, Reply
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
 
 
 def refuse_logins(fake: FakeConnector, refused: set[str]) -> None:
@@ -179,6 +171,7 @@ async def test_live_panel_ends_on_the_summary_figures() -> None:
     assert done <= opts.duration
     assert text == f"traffic ran {report['duration_s']:.1f} s"
     assert f"{report['commands']:,}" in fields["commands"]
+    assert f"logged in {report['logged_in']:,} of {report['agents']:,}" in fields["agents"]
 
 
 async def test_run_load_returns_the_same_verdict_as_the_summary(

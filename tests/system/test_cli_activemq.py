@@ -1,14 +1,18 @@
-"""The command line against a real ActiveMQ: the emulator says when its link is back, and STOMP
-pointed at the OpenWire port gets a hint instead of a bare "connection closed"."""
+"""The command line against a real ActiveMQ: the emulator says when its link is back, STOMP
+pointed at the OpenWire port gets a hint instead of a bare "connection closed", and the load
+generator recovers its pairs after the client's link drops."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 
 import pytest
 
+from cucmconn import Client, Emulator
 from cucmconn.cli.main import EXIT_USAGE, main_async
+from cucmconn.cli.traffic import LoadDriver
 from tests.activemq import BrokerHandle
 from tests.faultproxy import FaultProxy
 
@@ -60,3 +64,50 @@ async def test_stomp_at_the_openwire_port_gets_a_hint(
     err = capsys.readouterr().err
     assert code == EXIT_USAGE
     assert "OpenWire" in err and "stomp://HOST:61613" in err, err
+
+
+async def test_load_pairs_recover_after_the_link_drops_on_activemq(
+    activemq: BrokerHandle,
+) -> None:
+    """Issue 11's load-generator case on a real broker: the client's link is cut by a proxy
+    mid-run; the calls it left up are released once it is back (so every agent can log out and
+    no error answer follows), and the rate after recovery matches the rate before."""
+    queue, rate = f"Drop-{uuid.uuid4().hex[:8]}", 200.0
+    extensions = [str(3000 + i) for i in range(20)]
+    async with (
+        FaultProxy(activemq.host, activemq.stomp_port) as proxy,
+        Emulator(activemq.stomp_url, queue=queue, extensions="3000-3019", latency=0.01),
+        Client(
+            proxy.url(),
+            queue=queue,
+            ttl=2.0,
+            handshake_timeout=10.0,
+            transport_options={"max_backoff": 0.5},
+        ) as client,
+    ):
+        driver = LoadDriver(client, extensions, rate, scenario="outbound")
+        assert (await driver.login_all()).answered == len(extensions)
+        driver.start()
+        await asyncio.sleep(2.0)
+        before = driver.tally.copy()
+        proxy.cut()
+        await asyncio.sleep(0.5)
+        proxy.heal()
+        await asyncio.wait_for(client.wait_in_service(), 15.0)
+        await asyncio.sleep(1.5)  # the pairs recover
+        recovered = driver.tally.copy()
+        await asyncio.sleep(2.0)
+        after = driver.tally.copy()
+        await driver.stop()
+        logouts = await driver.logout_all()
+    tally = driver.tally
+    assert logouts.answered == len(extensions), logouts.errors_by_code
+    assert tally.lost > 0 and tally.unexpected == 0 and tally.balanced, tally.line()
+    assert tally.errors == 0, f"error answers after the drop: {tally.errors_by_code}"
+    rate_before = before.sent / 2.0
+    rate_after = (after.sent - recovered.sent) / 2.0
+    assert rate_after >= 0.9 * rate_before, (rate_before, rate_after)
+    print(
+        f"\nFIGURE load-drop: {tally.line()}; {rate_before:.0f}/s before the cut, "
+        f"{rate_after:.0f}/s after recovery"
+    )

@@ -8,8 +8,9 @@ under 1,000 agents at about 4,000 commands/s with ``ttl=0.25``, commands ended 5
 ``CommandTimeout``) by its deadline plus scheduling noise, and the client's counts add up.
 
 Scheduling noise is measured, not guessed: a ticker in the same loop records how late its
-own 10 ms sleeps wake up; a command may end that late past its deadline, plus ``SLACK`` (the
-client's documented deadline resolution).
+own 10 ms sleeps wake up; a command may end twice that late past its deadline (the timer's
+lag, then its turn among the tasks woken with it), plus ``SLACK`` (the client's documented
+deadline resolution).
 """
 
 from __future__ import annotations
@@ -78,19 +79,19 @@ async def _pace(
         await asyncio.sleep(0.005)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 case 1, client side: a command queued behind its agent's previous one "
-    "ends 1-3 s past its deadline on main as of 2026-11-30 (the client's fix is pending); "
-    "strict, so the fix turns this into a failure until the mark is removed",
-)
+@pytest.mark.parametrize("advisories", [True, False], ids=["advisories", "no-advisories"])
 async def test_every_command_ends_by_its_deadline_while_the_broker_throttles(
-    throttled_activemq: BrokerHandle,
+    throttled_activemq: BrokerHandle, advisories: bool
 ) -> None:
+    """With advisories the client learns that the connector's consumer left and, its Hello
+    unanswered, fails later commands fast (ServiceUnavailable); without them (ACLs) it goes on
+    believing the connector is there, so every command rides the throttled link to its TTL."""
     url = throttled_activemq.stomp_url
     emulator = Emulator(url, queue=THROTTLED_QUEUE, extensions="70000-70999")
     await emulator.start()
-    client = Client(url, queue=THROTTLED_QUEUE, ttl=TTL, handshake_timeout=30.0)
+    client = Client(
+        url, queue=THROTTLED_QUEUE, ttl=TTL, handshake_timeout=30.0, advisories=advisories
+    )
     tally, timing, stop = Tally(), Timing(), asyncio.Event()
     try:
         async with client:
@@ -123,23 +124,35 @@ async def test_every_command_ends_by_its_deadline_while_the_broker_throttles(
     p99 = late[int(len(late) * 0.99) - 1] if late else 0.0
     worst = late[-1] if late else 0.0
     print(
-        f"\nFIGURE throttled: {tally.line()}; all ended {elapsed - RUN:.2f} s after the load "
+        f"\nFIGURE throttled ({'advisories' if advisories else 'no advisories'}): "
+        f"{tally.line()}; all ended {elapsed - RUN:.2f} s after the load "
         f"({tally.sent / RUN:,.0f} cmd/s issued over {RUN:g} s); "
         f"past deadline p50 {p50 * 1000:.0f} ms, "
         f"p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms; loop lag max {lag * 1000:.0f} ms; "
-        f"client stats sent {stats.sent:,} timeouts {stats.timeouts:,} late {stats.late}; "
-        f"broker throttled: {throttled}"
+        f"client stats issued {stats.issued:,} sent {stats.sent:,} timeouts {stats.timeouts:,} "
+        f"(unsent {stats.timed_out_unsent:,}) late {stats.late}, held by flow control "
+        f"{stats.flow_control_held_s:.1f} s; broker throttled: {throttled}"
     )
     assert throttled, "the broker never throttled: the test did not reproduce the condition"
     assert not pending, f"{len(pending)} command(s) still waiting {TTL + 5:g} s after the load"
     assert tally.unexpected == 0 and tally.balanced, tally.line()
     assert tally.sent >= 0.6 * RATE * RUN, f"only {tally.sent:,} commands issued"
     assert tally.timeouts > 0, "with no connector, commands must time out"
-    # The client counts each command once, by its outcome (its own Hello/Beat may add a few).
-    assert stats.sent - before.sent >= tally.sent
+    assert tally.answered == 0
+    if not advisories:
+        assert tally.unavailable == 0, "no evidence of an outage, yet one was declared"
+    # The client counts each command once, by its outcome (its own Hello/Beat may add a few);
+    # ``issued`` counts commands accepted, ``sent`` those handed to the transport (how many
+    # the throttled link kept unwritten depends on how much the kernel's buffers absorb).
+    assert stats.issued - before.issued >= tally.sent
     assert tally.timeouts <= stats.timeouts - before.timeouts <= tally.timeouts + 5
-    assert stats.timeouts <= stats.sent, "timeouts counted more often than commands sent"
-    assert worst <= lag + SLACK, (
+    assert tally.unavailable <= stats.service_unavailable - before.service_unavailable
+    assert stats.timeouts <= stats.issued, "timeouts counted more often than commands issued"
+    # Scheduling noise is counted twice: the ticker measures how late one timer fires, but a
+    # deadline that expires a thousand commands at once also wakes a thousand tasks, and the
+    # last of them runs after the others in that turn (on a shared box, about as long again).
+    # Before the fix commands ended 1.6-2.7 s late with a lag of 0.14-0.36 s: far outside this.
+    assert worst <= 2 * lag + SLACK, (
         f"a command ended {worst * 1000:.0f} ms past its deadline "
         f"(loop lag at most {lag * 1000:.0f} ms, slack {SLACK * 1000:.0f} ms)"
     )

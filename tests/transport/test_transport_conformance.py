@@ -19,6 +19,7 @@ import pytest
 from cucmconn.errors import BrokerError, TransportError
 from cucmconn.transport import Message, Transport, open_transport
 from cucmconn.transport.memory import MemoryTransport
+from tests.activemq import THROTTLED_QUEUE
 from tests.faultproxy import FaultProxy
 
 KINDS = [
@@ -501,3 +502,42 @@ async def test_switch_broker_on_a_single_broker_does_nothing(make: Factory) -> N
     transport = await make()
     assert await transport.switch_broker("no connector here") is False
     assert transport.connected
+
+
+@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+async def test_producer_flow_control_blocks_writes_and_deadlines_hold(
+    throttled_activemq: Any, kind: str
+) -> None:
+    """A real broker's producer flow control (1 MB on the queue, no consumer): the broker stops
+    reading our socket; ``write_blocked`` says so, a send waits no longer than its deadline and
+    writes nothing, and the time held is counted."""
+    url = throttled_activemq.stomp_url
+    if kind == "aiostomp":
+        url = throttled_activemq.aiostomp_url
+    transport = open_transport(url, heartbeat=0)
+    await transport.connect()
+    try:
+        destination = f"/queue/{THROTTLED_QUEUE}"
+        body = "x" * 4096
+
+        async def flood() -> None:
+            for _ in range(100_000):  # ~400 MB if nothing pushed back
+                await transport.send(destination, body)
+
+        filler = asyncio.create_task(flood())
+        await _until(lambda: transport.write_blocked, "the broker to throttle us")
+        loop = asyncio.get_running_loop()
+        held = transport.flow_control_held
+        deadline = loop.time() + 0.5
+        with pytest.raises(TimeoutError):
+            await transport.send(destination, "late", deadline=deadline)
+        assert loop.time() >= deadline
+        assert transport.write_blocked  # still throttled: the connector is not consuming
+        # Held for most of the wait (the broker may let a few bytes through now and then).
+        assert transport.flow_control_held > held + 0.25
+        assert not filler.done()
+        filler.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await filler
+    finally:
+        await transport.close()

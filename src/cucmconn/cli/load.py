@@ -48,7 +48,7 @@ from .soak import peak_rss_mb
 from .tally import Tally
 from .traffic import DEFAULT_MIX, LoadDriver, Scenario
 
-__all__ = ["LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
+__all__ = ["Attach", "LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
 
 log = logging.getLogger("cucmconn.cli")
 
@@ -72,7 +72,8 @@ on a real broker add --emulate to start one on the same URL, or leave it off to 
 connector. With --json, stdout carries ONE JSON object: agents, logged_in, login_failures,
 commands, answered, errors, errors_by_code, unavailable, timeouts, lost, unanswered, calls,
 duration_s, throughput_cps, latency_ms {{p50, p99, max}} (the traffic's: the run's one latency
-figure), login_storm_s (wall time to log every agent in), cpu_us_per_command and
+figure), login_storm_s (wall time to log every agent in) and login_cpu_us_per_agent (this
+process's CPU for it), cpu_us_per_command and
 cpu_us_per_event (this process's CPU time over the traffic window only, divided by the commands
 sent and the events received in it; with the emulator in this process its CPU is included,
 cpu_scope says which), and details of the client and transport.
@@ -212,11 +213,21 @@ async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
     return EXIT_FAILED if wrong else EXIT_OK
 
 
+Attach = Callable[[Client, Emulator | None], contextlib.AbstractContextManager[object]]
+"""What ``measure`` enters around the run once the client is connected (metrics, telemetry)."""
+
+
 async def measure(
-    opts: LoadOptions, *, console: Console | None = None, stop: asyncio.Event | None = None
+    opts: LoadOptions,
+    *,
+    console: Console | None = None,
+    stop: asyncio.Event | None = None,
+    attach: Attach | None = None,
 ) -> dict[str, Any]:
     """Run the load and return the report (the dict ``--json`` prints); for benchmarks and apps.
 
+    ``attach(client, emulator)`` is entered once the client is connected and left after the
+    run (``--metrics-port`` serves metrics this way; benchmarks compare with and without).
     Raises ValueError for bad options and ``CannotConnect`` when nothing answers.
     """
     extensions = _validate(opts)
@@ -237,7 +248,8 @@ async def measure(
             max_in_flight=max(1024, opts.agents),
         ) as client,
     ):
-        report = await _drive(opts, extensions, client, emulator, stop, console)
+        with attach(client, emulator) if attach is not None else contextlib.nullcontext():
+            report = await _drive(opts, extensions, client, emulator, stop, console)
         report["client"] = client_stats(client.stats())
         if emulator is not None:
             report["emulator_stats"] = msgspec.to_builtins(emulator.stats())
@@ -288,19 +300,20 @@ async def _drive(
         place_call=emulator.place_call if emulator is not None else None,
     )
     events = _EventCounter(client) if opts.count_events else None
+    logins, logouts = Tally(), Tally()
     view = LiveView(
         console,
         title=f"{opts.title} -> {client.display_url}",
         duration=opts.duration,
-        extra=_extra_rows(client, driver, events, len(extensions)),
+        extra=_extra_rows(logins, logouts, driver, events, len(extensions)),
         enabled=opts.progress,
     )
-    logouts: Tally | None = None
     cpu: _TrafficCPU | None = None
     async with view:
-        logins = Tally()
         view.show("logging in", logins)
+        login_cpu = time.process_time()
         await driver.login_all(tally=logins)
+        login_cpu = time.process_time() - login_cpu
         login_storm_s = logins.seconds
         if logins.answered < len(extensions):
             log.warning(
@@ -314,7 +327,7 @@ async def _drive(
             await driver.run(opts.duration, stop=stop, grace=_grace(opts))
             cpu.stop(driver.tally.sent)
         view.show("logging out")
-        logouts = await driver.logout_all()
+        await driver.logout_all(tally=logouts)
     if events is not None:
         events.stop()
     extra = {
@@ -326,6 +339,9 @@ async def _drive(
         "loop": _loop_name(),
         "interrupted": stop.is_set(),
         "login_storm_s": round(login_storm_s, 3),
+        "login_cpu_us_per_agent": (
+            round(login_cpu * 1e6 / len(extensions), 1) if extensions else None
+        ),
         "cpu_scope": "client+emulator+broker" if emulator is not None else "client",
         **(cpu.figures() if cpu is not None else {}),
     }
@@ -337,11 +353,21 @@ async def _drive(
 
 
 def _extra_rows(
-    client: Client, driver: LoadDriver, events: _EventCounter | None, agents: int
+    logins: Tally,
+    logouts: Tally,
+    driver: LoadDriver,
+    events: _EventCounter | None,
+    agents: int,
 ) -> Callable[[], dict[str, str]]:
+    """The agents row counts from the log-in tally, as the summary does: "logged in X of N"."""
+
     def rows() -> dict[str, str]:
-        logged = sum(1 for a in client.agents.values() if a.logged_in)
-        out = {"agents": f"logged in {logged:,} of {agents:,}, {driver.in_progress:,} in a call"}
+        text = f"logged in {logins.answered:,} of {agents:,}"
+        if logouts.sent:
+            text += f", {logouts.answered:,} logged out"
+        else:
+            text += f", {driver.in_progress:,} in a call"
+        out = {"agents": text}
         if events is not None:
             out["events"] = f"{events.count:,} received"
         return out

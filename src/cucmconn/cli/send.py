@@ -55,7 +55,8 @@ its own emulator, which forgets everything when it exits):
 Exit code 0 when answered, 1 on an error event (<target>#Error#<code>), a timeout, or
 OUT_OF_SERVICE; 2 when the broker or connector cannot be reached.
 With --json, stdout carries one JSON object: {{"ok", "command", "target", "latency_ms", "event"
-or "error", "events"}}.
+or "error", "events"}}; an error answer's "advice" is what can work (the vendor guide's own text,
+which says "send the request again" even where a retry cannot help, is in "guide_advice").
 """
 
 
@@ -169,9 +170,9 @@ def _error_dict(exc: Exception) -> dict[str, Any]:
         out.update(
             code=exc.code,
             target=exc.target,
-            advice=exc.advice,
+            advice=what_to_do(exc),  # the same words the human output prints
+            guide_advice=exc.advice,  # the vendor guide's text, verbatim
             retriable=exc.retriable,
-            what_to_do=what_to_do(exc),
         )
     return out
 

@@ -12,14 +12,17 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import msgspec
 
 from ..client import loop as loops
 from ..errors import ConnectorError
 from ..transport.url import redact_url
 from .directory import DEFAULT_EXTENSIONS, parse_extensions
-from .emulator import Emulator
+from .emulator import Emulator, EmulatorStats
 from .senders import load_owners
 
 __all__ = ["build_parser", "main"]
@@ -47,7 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--inbound-rate", type=float, default=0.0, help="customer calls per second (0: none)"
     )
-    parser.add_argument("--stats-every", type=float, default=0.0, help="log stats every N s")
+    parser.add_argument(
+        "--stats-every",
+        type=float,
+        default=0.0,
+        help="every N s print one JSON line on stderr: the stats, and for the interval the "
+        "commands executed, commands/s and this process's CPU per command (cpu_us_per_command)",
+    )
     parser.add_argument(
         "--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop"
     )
@@ -99,11 +108,42 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         )
         if args.inbound_rate > 0:
             emulator.start_inbound_traffic(args.inbound_rate)
+        window = _Window(emulator.stats().commands_executed)
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.stats_every or None)
             if args.stats_every and not stop.is_set():
-                print(emulator.stats(), file=sys.stderr, flush=True)
+                stats = emulator.stats()
+                line = {"stats": msgspec.to_builtins(stats), "interval": window.next(stats)}
+                print(msgspec.json.encode(line).decode(), file=sys.stderr, flush=True)
+
+
+class _Window:
+    """Commands executed and this process's CPU time between two stats lines.
+
+    CPU time (``time.process_time``), not wall time: on a shared machine, or with the broker
+    and the clients on the same cores, the CPU per command is what says how many commands
+    one core of this emulator can take (1e6 / cpu_us_per_command per second).
+    """
+
+    def __init__(self, executed: int) -> None:
+        self._executed = executed
+        self._cpu = time.process_time()
+        self._wall = time.monotonic()
+
+    def next(self, stats: EmulatorStats) -> dict[str, float | int | None]:
+        """The interval since the previous call, and start the next one."""
+        cpu, wall = time.process_time(), time.monotonic()
+        commands = stats.commands_executed - self._executed
+        spent, seconds = cpu - self._cpu, wall - self._wall
+        self._executed, self._cpu, self._wall = stats.commands_executed, cpu, wall
+        return {
+            "seconds": round(seconds, 3),
+            "commands": commands,
+            "commands_per_s": round(commands / seconds, 1) if seconds > 0 else None,
+            "cpu_s": round(spent, 6),
+            "cpu_us_per_command": round(spent * 1e6 / commands, 2) if commands else None,
+        }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -171,6 +171,7 @@ async def test_live_panel_ends_on_the_summary_figures() -> None:
     assert done <= opts.duration
     assert text == f"traffic ran {report['duration_s']:.1f} s"
     assert f"{report['commands']:,}" in fields["commands"]
+    assert f"logged in {report['logged_in']:,} of {report['agents']:,}" in fields["agents"]
 
 
 async def test_run_load_returns_the_same_verdict_as_the_summary(

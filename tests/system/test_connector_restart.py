@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cucmconn import Client, CommandError, EventsMayBeMissed
-from tests.activemq import BrokerHandle
+import cucmconn.client.client as client_module
+from cucmconn import Client, CommandError, Emulator, EventsMayBeMissed
+from tests.activemq import BrokerHandle, TenantBrokerHandle
 
 pytestmark = pytest.mark.activemq
 
@@ -120,3 +121,41 @@ async def test_restart_faster_than_a_beat_is_detected(
     if advisories:
         assert stats.connector_restarts >= 1
         assert any(isinstance(item, EventsMayBeMissed) for item in items)
+
+
+async def test_unreadable_advisories_degrade_to_the_other_signals(
+    tenant_activemq: TenantBrokerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a broker with ACLs, a client that may not read the advisories it asks for still
+    connects and works (a log line, at most one reconnect), and a connector restart is still
+    seen, from the new broker connection behind the connector's answers."""
+    monkeypatch.setattr(
+        client_module, "ADVISORY_PREFIX", "/topic/ActiveMQ.Advisory.Consumer.Topic."
+    )
+    first = Emulator(tenant_activemq.url("connector"), licenses=10)
+    await first.start()
+    second: Emulator | None = None
+    client = Client(tenant_activemq.url("crm1"), client_destination="crm1.restart", ttl=5)
+    try:
+        async with client:
+            agent = client.agent("1002")
+            await agent.login()
+            # ActiveMQ answers the refused SUBSCRIBE with an ERROR frame, which ends the STOMP
+            # link: one reconnect during connect(), before anything is in flight, never a loop.
+            await asyncio.sleep(3.0)
+            assert client.connected and client.stats().reconnects <= 1
+            reconnects = client.stats().reconnects
+            await first.stop()
+            second = Emulator(tenant_activemq.url("connector"), licenses=10)
+            await second.start()
+            await agent.get_state()  # the application's traffic meets the new connector
+            started = time.monotonic()
+            while agent.state != "LOGOUT":
+                assert time.monotonic() - started < DETECT_WITHIN
+                await asyncio.sleep(0.02)
+            stats = client.stats()
+            assert stats.connector_restarts == 1 and stats.reconnects == reconnects
+    finally:
+        await first.stop()
+        if second is not None:
+            await second.stop()

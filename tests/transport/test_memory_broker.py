@@ -98,7 +98,7 @@ async def test_sender_waits_when_the_broker_is_full() -> None:
     await a.subscribe("/queue/q", lambda m: got.append(m.body))
     sends = [asyncio.ensure_future(a.send("/queue/q", str(i))) for i in range(20)]
     await asyncio.sleep(0)
-    assert len(broker._pending) <= broker.max_pending  # bounded, not 20 deep
+    assert broker.pending <= broker.max_pending  # bounded, not 20 deep
     await asyncio.gather(*sends)
     await _settle()
     assert sorted(int(x) for x in got) == list(range(20))

@@ -1017,3 +1017,21 @@ async def test_after_switch_broker_priority_backup_does_not_pull_the_link_back(
     second.cut(refuse=True)  # an ordinary loss: the priority broker comes first again
     await _until(lambda: recorder.kinds == ["lost", "restored"] * 2, what="the reconnect")
     assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"
+
+
+async def test_the_frames_of_one_loop_turn_leave_in_one_write(closing: list[Any]) -> None:
+    """Fewer, fuller writes: what keeps a broker with 64 KB pinned buffers from pruning."""
+    broker = await ScriptedBroker(lambda f: CONNECTED).start()
+    closing.append(broker)
+    transport = open_transport(broker.url, heartbeat=0)
+    closing.append(transport)
+    await transport.connect()
+    await asyncio.sleep(0)  # let any write left from connecting go out first
+    before = _stats(transport)["writes"]
+    # 200 senders in one turn: each takes the fast path (no wait), so all share one write.
+    await asyncio.gather(*(transport.send("/queue/turn", f"m{i}") for i in range(200)))
+    await _until(lambda: len([f for f in broker.frames if f.command == "SEND"]) == 200)
+    assert _stats(transport)["writes"] - before == 1
+    await transport.send("/queue/turn", "next turn")
+    await _until(lambda: len([f for f in broker.frames if f.command == "SEND"]) == 201)
+    assert _stats(transport)["writes"] - before == 2

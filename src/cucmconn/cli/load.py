@@ -48,7 +48,7 @@ from .soak import peak_rss_mb
 from .tally import Tally
 from .traffic import DEFAULT_MIX, LoadDriver, Scenario
 
-__all__ = ["LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
+__all__ = ["Attach", "LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
 
 log = logging.getLogger("cucmconn.cli")
 
@@ -213,11 +213,21 @@ async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
     return EXIT_FAILED if wrong else EXIT_OK
 
 
+Attach = Callable[[Client, Emulator | None], contextlib.AbstractContextManager[object]]
+"""What ``measure`` enters around the run once the client is connected (metrics, telemetry)."""
+
+
 async def measure(
-    opts: LoadOptions, *, console: Console | None = None, stop: asyncio.Event | None = None
+    opts: LoadOptions,
+    *,
+    console: Console | None = None,
+    stop: asyncio.Event | None = None,
+    attach: Attach | None = None,
 ) -> dict[str, Any]:
     """Run the load and return the report (the dict ``--json`` prints); for benchmarks and apps.
 
+    ``attach(client, emulator)`` is entered once the client is connected and left after the
+    run (``--metrics-port`` serves metrics this way; benchmarks compare with and without).
     Raises ValueError for bad options and ``CannotConnect`` when nothing answers.
     """
     extensions = _validate(opts)
@@ -238,7 +248,8 @@ async def measure(
             max_in_flight=max(1024, opts.agents),
         ) as client,
     ):
-        report = await _drive(opts, extensions, client, emulator, stop, console)
+        with attach(client, emulator) if attach is not None else contextlib.nullcontext():
+            report = await _drive(opts, extensions, client, emulator, stop, console)
         report["client"] = client_stats(client.stats())
         if emulator is not None:
             report["emulator_stats"] = msgspec.to_builtins(emulator.stats())
@@ -289,17 +300,16 @@ async def _drive(
         place_call=emulator.place_call if emulator is not None else None,
     )
     events = _EventCounter(client) if opts.count_events else None
+    logins, logouts = Tally(), Tally()
     view = LiveView(
         console,
         title=f"{opts.title} -> {client.display_url}",
         duration=opts.duration,
-        extra=_extra_rows(client, driver, events, len(extensions)),
+        extra=_extra_rows(logins, logouts, driver, events, len(extensions)),
         enabled=opts.progress,
     )
-    logouts: Tally | None = None
     cpu: _TrafficCPU | None = None
     async with view:
-        logins = Tally()
         view.show("logging in", logins)
         login_cpu = time.process_time()
         await driver.login_all(tally=logins)
@@ -317,7 +327,7 @@ async def _drive(
             await driver.run(opts.duration, stop=stop, grace=_grace(opts))
             cpu.stop(driver.tally.sent)
         view.show("logging out")
-        logouts = await driver.logout_all()
+        await driver.logout_all(tally=logouts)
     if events is not None:
         events.stop()
     extra = {
@@ -343,11 +353,21 @@ async def _drive(
 
 
 def _extra_rows(
-    client: Client, driver: LoadDriver, events: _EventCounter | None, agents: int
+    logins: Tally,
+    logouts: Tally,
+    driver: LoadDriver,
+    events: _EventCounter | None,
+    agents: int,
 ) -> Callable[[], dict[str, str]]:
+    """The agents row counts from the log-in tally, as the summary does: "logged in X of N"."""
+
     def rows() -> dict[str, str]:
-        logged = sum(1 for a in client.agents.values() if a.logged_in)
-        out = {"agents": f"logged in {logged:,} of {agents:,}, {driver.in_progress:,} in a call"}
+        text = f"logged in {logins.answered:,} of {agents:,}"
+        if logouts.sent:
+            text += f", {logouts.answered:,} logged out"
+        else:
+            text += f", {driver.in_progress:,} in a call"
+        out = {"agents": text}
         if events is not None:
             out["events"] = f"{events.count:,} received"
         return out

@@ -43,10 +43,17 @@ from ..trace.recorder import RecordingTransport, TraceRecorder
 from ..transport import Message, Transport, open_transport, redact_url, topic
 from ..transport import queue as queue_destination
 from .agent import AgentSession
-from .correlation import DEFAULT_EXPECTATIONS, Expect, Pending, PendingTable, owner_of
+from .correlation import (
+    BUCKET_SECONDS,
+    DEFAULT_EXPECTATIONS,
+    Expect,
+    Pending,
+    PendingTable,
+    owner_of,
+)
 from .observe import ClientObserver, CommandFinished, Observers, Outcome
 from .restarts import ADVISORY_PREFIX, ConnectorIdentity, parse_advisory
-from .slots import Slots
+from .slots import DeadlineWheel, Slots
 from .stats import ClientStats, LatencyHistogram, StatsCounters
 from .streams import EventsMayBeMissed, EventStream, Overflow
 from .supervisor import Supervisor
@@ -123,7 +130,15 @@ class Client:
     (docs/trace-format.md), off the hot path.
     ``max_event_body`` is the largest event body accepted (bytes, default 64 KiB); a longer one
     is dropped and counted in ``stats().malformed``, like any undecodable body.  Events for an
-    agent without a session are counted in ``stats().unknown_agent``.
+    agent without a session are counted in ``stats().unknown_agent``.  Resyncs (after a
+    reconnect, an outage or a detected connector restart) coalesce: one runs at a time, at most
+    one starts per ``resync_interval`` seconds, sending at most ``resync_rate`` GetState per
+    second.  ``advisories`` subscribes to ActiveMQ's consumer advisories of the command queue
+    to see a connector restart at once (where ACLs refuse them, the answers' ``message-id`` and
+    contradicting errors remain).  An unsolicited ``System#...`` status is confirmed with one
+    Hello before it changes anything; with a ``failover:`` URL, a broker where no connector
+    answers Hello is left for the next one.  Observers (:meth:`add_observer`) see every
+    command, event and state change.
     """
 
     def __init__(
@@ -204,6 +219,7 @@ class Client:
         )
         self._observers = Observers()
         self._slots = Slots(max_in_flight)
+        self._wheel = DeadlineWheel(BUCKET_SECONDS)
         self._agents: dict[str, AgentSession] = {}
         self._trackers: dict[str, AgentTracker] = {}
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
@@ -372,9 +388,7 @@ class Client:
         if self._transport is None:
             self._transport = open_transport(self._url or "", **self._transport_options)
             self._display_url = self._transport.display_url
-        if self._recorder is not None and not isinstance(
-            self._transport, RecordingTransport
-        ):
+        if self._recorder is not None and not isinstance(self._transport, RecordingTransport):
             self._transport = RecordingTransport(self._transport, self._recorder)
         transport = self._transport
         try:
@@ -386,7 +400,8 @@ class Client:
             self._subscription = await transport.subscribe(self._reply_to, self._on_message)
             if self.advisories:
                 await self._subscribe_advisories(transport)
-            self._supervisor.link_opened()
+            if transport.connected:  # else the link dropped meanwhile: restored() opens it
+                self._supervisor.link_opened()
             self._connected = True
             self._spawn(self._table.run_sweeper(), "sweeper")
             await self._supervisor.handshake()
@@ -500,8 +515,7 @@ class Client:
     ) -> None:
         """Wait for ``gate`` (an agent's turn, ``max_in_flight``), never past the deadline."""
         try:
-            async with asyncio.timeout_at(issued_at + ttl):
-                await gate.acquire()
+            await gate.acquire(issued_at + ttl, self._wheel)
         except TimeoutError:
             self._stats.timed_out_unsent += 1
             self._ended_early(name, target, "timeout", issued_at)

@@ -114,7 +114,8 @@ class ClientStats(msgspec.Struct, frozen=True, gc=False):
     issued: int
     """Commands accepted by ``send`` plus the client's Hello/Beat probes."""
     sent: int
-    """Commands written to the broker (probes included)."""
+    """Commands handed to the transport (probes included); a transport may still drop one
+    whose deadline passes in its own buffer, never writing it late."""
     answered: int
     """Commands resolved by an event."""
     errors: int

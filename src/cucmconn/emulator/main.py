@@ -141,7 +141,7 @@ class _Window:
             "seconds": round(seconds, 3),
             "commands": commands,
             "commands_per_s": round(commands / seconds, 1) if seconds > 0 else None,
-            "cpu_s": round(spent, 4),
+            "cpu_s": round(spent, 6),
             "cpu_us_per_command": round(spent * 1e6 / commands, 2) if commands else None,
         }
 

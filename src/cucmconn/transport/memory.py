@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import TransportError
 from .base import Message, MessageHandler, TransportListener, expires_at, send_headers
@@ -78,7 +79,10 @@ class MemoryBroker:
         self.queue_depth = queue_depth
         self.stats = BrokerStats()
         self._destinations: dict[str, _Destination] = {}
-        self._pending: deque[tuple[_Subscription, Message]] = deque()
+        # Flat pairs (subscription, message, subscription, ...), not tuples: a tuple per
+        # delivery is a GC-tracked allocation, which under CPython's default threshold runs a
+        # young collection every few hundred messages.
+        self._pending: deque[Any] = deque()  # _Subscription, Message, _Subscription, ...
         self._drain_loop: asyncio.AbstractEventLoop | None = None
         self._space = asyncio.Event()
         self._ids = itertools.count(1)
@@ -114,8 +118,13 @@ class MemoryBroker:
     # -- publishing ------------------------------------------------------------------------------
 
     @property
+    def pending(self) -> int:
+        """Messages routed but not yet delivered (bounded by ``max_pending``)."""
+        return len(self._pending) // 2
+
+    @property
     def congested(self) -> bool:
-        return len(self._pending) >= self.max_pending
+        return len(self._pending) >= 2 * self.max_pending
 
     async def wait_for_space(self) -> None:
         while self.congested:
@@ -148,7 +157,9 @@ class MemoryBroker:
         self._enqueue(dest.subscribers[dest.next_consumer], message)
 
     def _enqueue(self, sub: _Subscription, message: Message) -> None:
-        self._pending.append((sub, message))
+        pending = self._pending
+        pending.append(sub)
+        pending.append(message)
         loop = asyncio.get_running_loop()
         # A drain scheduled on another (closed) loop never runs: tests use one loop each.
         if self._drain_loop is not loop:
@@ -158,10 +169,11 @@ class MemoryBroker:
     def _drain(self) -> None:
         self._drain_loop = None
         now_ms = time.time() * 1000
-        pending = self._pending
+        take = self._pending.popleft
         # Only what was queued before this drain: handlers that send schedule the next one.
-        for _ in range(len(pending)):
-            sub, message = pending.popleft()
+        for _ in range(len(self._pending) // 2):
+            sub: _Subscription = take()
+            message: Message = take()
             if not sub.owner.connected:
                 continue
             expires = message.expires

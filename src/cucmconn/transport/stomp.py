@@ -106,6 +106,7 @@ class StompStats:
     messages_in: int = 0
     messages_out: int = 0
     bytes_out: int = 0
+    writes: int = 0  # frames handed to the socket in batches: one per loop turn at most
     reconnects: int = 0
     disconnects: int = 0
     handler_errors: int = 0
@@ -820,6 +821,7 @@ class StompTransport:
         self._out_bytes = 0
         if out:
             transport.writelines(out)
+            self._stats.writes += 1
         if not link.paused:
             self._wake_senders()
 

@@ -29,7 +29,8 @@ from cucmconn import (
     ConnectionLost,
     ServiceUnavailable,
 )
-from cucmconn.otel import Instrumentation, instrument
+from cucmconn.emulator import Emulator
+from cucmconn.otel import Instrumentation, instrument, instrument_emulator
 from cucmconn.transport.memory import MemoryTransport
 from tests.fakeconnector import FakeConnector, Reply
 from tests.waiting import waiter
@@ -235,3 +236,34 @@ def test_import_cucmconn_does_not_load_opentelemetry() -> None:
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'loaded'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_emulator_metrics_count_commands_and_error_codes() -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    url = "memory://otel-emulator"
+    async with (
+        Emulator(url, extensions="1000-1001", licenses=1) as emulator,
+        Client(url, client_destination=DEST, ttl=2.0) as client,
+    ):
+        handle = instrument_emulator(emulator, meter_provider=meters)
+        await client.agent("1000").login()
+        with pytest.raises(CommandError):
+            await client.agent("1001").login()  # one licence, already taken
+        with pytest.raises(CommandError):
+            await client.agent("1000").make_call("1000")  # itself: refused
+        stats = emulator.stats()
+        metrics = _points(reader.get_metrics_data())
+        commands = metrics["cucmconn.emulator.commands"]
+        assert _value(commands, **{"cucmconn.command": "Login"}) == 2
+        assert _value(commands, **{"cucmconn.command": "MakeCall"}) == 1
+        errors = metrics["cucmconn.emulator.errors"]
+        assert sum(p.value for p in errors) == stats.errors_sent == 2
+        assert {p.attributes["cucmconn.error_code"] for p in errors} == set(stats.errors_by_code)
+        assert _value(metrics["cucmconn.emulator.agents.logged_in"]) == 1
+        assert _value(metrics["cucmconn.emulator.licenses.used"]) == 1
+        assert _value(metrics["cucmconn.emulator.licenses.limit"]) == 1
+        assert _value(metrics["cucmconn.emulator.calls"]) == 0
+        assert _value(metrics["cucmconn.emulator.in_service"]) == 1
+        handle.uninstrument()
+        assert reader.get_metrics_data() is None  # detached: nothing observed any more

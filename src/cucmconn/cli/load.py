@@ -42,13 +42,14 @@ from .common import (
     stdout_console,
 )
 from .live import LiveView
+from .metrics import Attach, metrics_endpoint
 from .report import client_stats, problems, render_summary, summary_dict
 from .session import open_client, open_emulator, wants_emulator
 from .soak import peak_rss_mb
 from .tally import Tally
 from .traffic import DEFAULT_MIX, LoadDriver, Scenario
 
-__all__ = ["Attach", "LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
+__all__ = ["LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
 
 log = logging.getLogger("cucmconn.cli")
 
@@ -104,6 +105,8 @@ class LoadOptions:
     count_events: bool = False
     gc_threshold: int = 0
     allow_login_failures: bool = False
+    metrics_port: int | None = None
+    """Serve the run's metrics at http://127.0.0.1:N/metrics (0: a free port, printed)."""
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -156,6 +159,14 @@ def add_traffic_arguments(parser: argparse.ArgumentParser, *, agents: int, durat
         help="an agent that cannot log in is reported but does not fail the run (exit code)",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics at http://127.0.0.1:N/metrics during the run (0: a free "
+        "port, printed on stderr; needs the prometheus extra)",
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no live progress display"
     )
     parser.add_argument(
@@ -203,18 +214,17 @@ def _validate(opts: LoadOptions) -> list[str]:
 async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
     """One complete run, reported on stdout; returns the exit code (0 ok, 1 failed, 130 Ctrl-C)."""
     console = console or stderr_console()
+    attach = None
+    if opts.metrics_port is not None:
+        attach = metrics_endpoint(opts.metrics_port, console.print)
     with StopSignal(console) as stop, gc_threshold(opts.gc_threshold):
-        report = await measure(opts, console=console, stop=stop.event)
+        report = await measure(opts, console=console, stop=stop.event, attach=attach)
     report["gc_threshold"] = opts.gc_threshold or gc.get_threshold()[0]
     _emit(report, opts, console)
     if report["interrupted"]:
         return EXIT_INTERRUPTED
     wrong = problems(report, allow_login_failures=opts.allow_login_failures)
     return EXIT_FAILED if wrong else EXIT_OK
-
-
-Attach = Callable[[Client, Emulator | None], contextlib.AbstractContextManager[object]]
-"""What ``measure`` enters around the run once the client is connected (metrics, telemetry)."""
 
 
 async def measure(

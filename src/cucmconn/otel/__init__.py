@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from ..errors import MissingExtra
@@ -48,27 +47,33 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/package with
 
 from ..client.observe import ClientObserver, CommandFinished, EventFate
 from ..codec.events import Event
+from .emulator import EmulatorInstrumentation, instrument_emulator
+from .version import INSTRUMENTATION_NAME, scope_version
 
 if TYPE_CHECKING:
     from ..client import Client
 
-__all__ = ["INSTRUMENTATION_NAME", "MAX_SERIES", "Instrumentation", "instrument"]
+__all__ = [
+    "DURATION_BUCKETS",
+    "INSTRUMENTATION_NAME",
+    "MAX_SERIES",
+    "EmulatorInstrumentation",
+    "Instrumentation",
+    "instrument",
+    "instrument_emulator",
+]
 
-INSTRUMENTATION_NAME = "cucmconn"
-"""The instrumentation scope name of every meter and tracer this module creates."""
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Bucket bounds of the duration histogram, seconds: sub-millisecond (memory://) up to the
+default 10 s TTL (the SDK's own default bounds are milliseconds)."""
 
 MAX_SERIES = 1000
 """Most (command, outcome, error code) series kept; codes beyond are counted as ``other``."""
 
 _SYSTEM = "activemq"
 _MALFORMED = "malformed"
-
-
-def _version() -> str:
-    try:
-        return version("cucmconn")
-    except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
-        return "0"
 
 
 class Instrumentation(ClientObserver):
@@ -86,17 +91,16 @@ class Instrumentation(ClientObserver):
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self._client = client
-        scope_version = _version()
-        meter = metrics.get_meter(
-            INSTRUMENTATION_NAME, scope_version, meter_provider=meter_provider
-        )
+        release = scope_version()
+        meter = metrics.get_meter(INSTRUMENTATION_NAME, release, meter_provider=meter_provider)
         self._tracer = trace.get_tracer(
-            INSTRUMENTATION_NAME, scope_version, tracer_provider=tracer_provider
+            INSTRUMENTATION_NAME, release, tracer_provider=tracer_provider
         )
         self._duration = meter.create_histogram(
             "cucmconn.client.command.duration",
             unit="s",
             description="Time from a command being issued to its end, by command and outcome",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
         # Commands and events are tallied here and observed at collection: an SDK counter's
         # ``add`` costs microseconds per call, a dict increment a fraction of one.

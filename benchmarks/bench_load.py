@@ -10,7 +10,9 @@ is the wall time of a whole run (log-in, traffic, log-out) and means little; the
 target (issue "Command line")          row
 =====================================  ==============================================
 memory:// >= 20,000 cmd/s, 5,000 agents  ``memory-asyncio``, ``memory-uvloop`` (the command's
-                                         gen-0 GC threshold, 10,000), beside ``memory-default-gc``
+                                         gen-0 GC threshold, 10,000)
+memory:// >= 35,000 cmd/s, default GC    ``memory-default-gc``: CPU per command <= 28.57 us
+(issue 13)                               (one core's worth of 35,000/s)
 ActiveMQ >= 5,000 cmd/s, 5,000 agents    ``stomp-max`` (beside ``aiostomp-max``)
 p99 < 50 ms at half that rate (2,500/s)  ``stomp-half`` (beside ``aiostomp-half``)
 10,000 agents in <= 150 MB RSS           ``rss-10k-memory`` (client+emulator+broker in one
@@ -138,6 +140,9 @@ ACTIVEMQ_CPS: Target = ("throughput_cps", ">=", 5_000)
 HALF_RATE_P99: Target = ("p99", "<", 50)
 RSS_10K: Target = ("max_rss_mb", "<=", 150)
 CLIENT_CPU: Target = ("cpu_us_per_command", "<=", 12)
+MEMORY_DEFAULT_GC_CPU: Target = ("cpu_us_per_command", "<=", round(1e6 / 35_000, 2))
+"""35,000 commands/s on one core: the whole memory:// run (client, emulator, broker) is one
+process on one event loop, so its CPU per command bounds its rate."""
 LOGIN_STORM: Target = ("login_storm_s", "<=", 2)
 STORM_AGENTS = 10_000
 CLIENT_CPU_AGENTS = 2_000
@@ -164,9 +169,12 @@ def test_memory_uvloop(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="load-memory")
 def test_memory_default_gc(benchmark: Any) -> None:
-    """The asyncio row again with CPython's own GC threshold instead of the command's 10,000."""
-    _record(benchmark, "memory-default-gc", None, "--url", "memory://", "--loop", "asyncio",
-            "--gc-threshold", "0")  # fmt: skip
+    """The asyncio row again with CPython's own GC threshold instead of the command's 10,000:
+    issue 13's >= 35,000 commands/s, judged as the CPU that rate allows on the one core the
+    whole process runs on (``cpu_us_per_command`` <= 1e6 / 35,000), since the shared machine's
+    wall clock measures its neighbours too; the wall rate is printed beside it."""
+    _record(benchmark, "memory-default-gc", MEMORY_DEFAULT_GC_CPU, "--url", "memory://",
+            "--loop", "asyncio", "--gc-threshold", "0")  # fmt: skip
 
 
 # -- a real ActiveMQ, the emulator in its own process ---------------------------------------------
@@ -188,8 +196,10 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
     """The client's CPU per command over the traffic window (``cpu_us_per_command``), 2,000
     agents on ActiveMQ, the emulator in its own process: native judged against 12 us, and
     aiostomp run right after it in the same test as its peer (guarded: >= 3x native's)."""
-    native = _record(benchmark, "client-cpu-native", CLIENT_CPU, "--url", emulator_process,
-                     "--no-emulator", agents=CLIENT_CPU_AGENTS)  # fmt: skip
+    native: dict[str, Any] = benchmark.pedantic(
+        _load, args=("client-cpu-native", "--url", emulator_process, "--no-emulator"),
+        kwargs={"agents": CLIENT_CPU_AGENTS}, rounds=1, iterations=1,
+    )  # fmt: skip
     peer = _load("client-cpu-aiostomp", "--url", _aiostomp(emulator_process), "--no-emulator",
                  agents=CLIENT_CPU_AGENTS)  # fmt: skip
     assert native["cpu_scope"] == peer["cpu_scope"] == "client"
@@ -202,10 +212,11 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
         aiostomp_over_native_cpu=round(ratio, 2),
     )
     print(
-        f"client-cpu-aiostomp: {peer['throughput_cps']:,.0f} cmd/s, CPU "
+        f"\nclient-cpu-aiostomp: {peer['throughput_cps']:,.0f} cmd/s, CPU "
         f"{peer['cpu_us_per_command']} us/command and {peer['cpu_us_per_event']} us/event: "
         f"{ratio:.1f}x native's (guard >= {NATIVE_VS_AIOSTOMP_CPU:g}x)"
     )
+    _judge(benchmark, "client-cpu-native", CLIENT_CPU, native)  # after its peer has run
     assert ratio >= NATIVE_VS_AIOSTOMP_CPU, f"aiostomp only {ratio:.2f}x native's CPU/command"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,22 @@ async def test_probe_changes_no_agent_unless_login(capsys: pytest.CaptureFixture
         assert emulator.stats().agents_logged_in == 0  # logged out again after GetState
     code, _, err = await cli(capsys, "probe", "--url", "memory://x", "--login")
     assert code == EXIT_USAGE and "--login needs --agent" in err
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The ``text`` block after ``<!-- marker ... -->`` in README's field-tools section."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(rf"<!-- {re.escape(marker)}[^>]*-->\n```text\n(.*?)```", text, re.S)
+    assert found, f"README lost its {marker!r} block"
+    return found.group(1)
+
+
+async def test_readme_check_output_is_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = await cli(capsys, "replay", str(GUIDE), "--check")
+    assert code == EXIT_FAILED
+    assert out == readme_block("check output")

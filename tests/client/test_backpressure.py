@@ -17,6 +17,7 @@ import pytest
 
 from cucmconn import AgentState, Client, ClientStats, CommandTimeout
 from cucmconn.client import ClientObserver
+from cucmconn.client.slots import DeadlineWheel, Slots
 from cucmconn.transport.memory import MemoryTransport
 from tests.fakeconnector import FakeConnector
 from tests.waiting import waiter
@@ -223,3 +224,22 @@ async def test_max_in_flight_wait_is_bounded_by_the_ttl(fake: FakeConnector) -> 
         await asyncio.gather(first, return_exceptions=True)
         stats = client.stats()
         assert stats.cancelled == 1 and accounted(stats) == stats.issued
+
+
+async def test_slots_deadline_wheel_times_out_waiters_and_keeps_order() -> None:
+    loop = asyncio.get_running_loop()
+    wheel = DeadlineWheel(0.05)
+    gate = Slots(1)
+    await gate.acquire()
+    started = loop.time()
+    early = asyncio.create_task(gate.acquire(started + 0.1, wheel))
+    late = asyncio.create_task(gate.acquire(started + 5.0, wheel))
+    with pytest.raises(TimeoutError):
+        await early
+    waited = loop.time() - started
+    assert 0.1 <= waited <= 0.1 + 0.05 + SLACK
+    gate.release()  # skips the timed-out waiter, serves the next one
+    await late
+    assert late.done() and not late.exception()
+    gate.release()
+    assert gate.try_acquire()

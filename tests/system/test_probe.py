@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from cucmconn import Emulator
 from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, main_async
 from tests.activemq import BrokerHandle, SecureBrokerHandle
+from tests.system.test_activemq_broker import _fill_until_blocked
 
 ESSENTIAL = ("tcp", "stomp", "credentials", "subscribe", "send", "hello")
 
@@ -125,3 +128,47 @@ async def test_probe_refused_credentials(
     assert checks["credentials"]["figure"] == "accepted" and checks["tcp"]["verdict"] == "pass"
     assert "(TLS)" in checks["tcp"]["figure"]
     assert checks["hello"]["verdict"] == "fail"  # no connector on that broker
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def masked(text: str) -> list[str]:
+    """Lines with what varies run to run masked: figures, ports, the probe's topic, the skew's
+    sign, the sample time."""
+    text = re.sub(r"cucmconn-probe-[0-9a-f]{8}", "cucmconn-probe-X", text)
+    text = re.sub(r"ahead of|behind", "vs", text)
+    return [re.sub(r"\d+(\.\d+)?", "N", line) for line in text.splitlines()]
+
+
+async def test_readme_probe_output_is_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str], activemq: BrokerHandle
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    shown = re.search(r"<!-- probe output[^>]*-->\n```text\n(.*?)```", text, re.S)
+    assert shown, "README lost its probe output"
+    async with Emulator(activemq.stomp_url, queue="ProbeReadme"):
+        code = await main_async(
+            ["probe", "--url", activemq.stomp_url, "--queue", "ProbeReadme", "--agent", "1001"]
+        )
+    out, _ = capsys.readouterr()
+    assert code == EXIT_OK
+    printed = out.replace("/queue/ProbeReadme", "/queue/Connector1")
+    assert masked(printed) == masked(shown.group(1))
+
+
+async def test_probe_finds_producer_flow_control(
+    capsys: pytest.CaptureFixture[str], throttled_activemq: BrokerHandle
+) -> None:
+    """Connector1 full (1 MB limit, nobody consuming): the broker stops reading the probe."""
+    blocked = await asyncio.to_thread(
+        _fill_until_blocked, throttled_activemq.host, throttled_activemq.stomp_port, 20
+    )
+    assert blocked is not None, "the queue never filled"
+    code, checks = await probe(capsys, "--url", throttled_activemq.stomp_url)
+    assert code == EXIT_FAILED
+    seen = verdicts(checks)
+    assert seen["tcp"] == seen["stomp"] == seen["subscribe"] == "pass"
+    assert seen["hello"] in ("fail", "skip") and seen["flow_control"] == "warn", checks
+    assert "memory limit" in checks["flow_control"]["advice"]
+    assert seen["socket_buffers"] == "skip"  # the link is held: a burst would prove nothing

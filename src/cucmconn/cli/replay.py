@@ -64,6 +64,7 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Register ``cucmconn replay`` on the command line's subparsers."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "replay",
         help="play a recorded connector from a trace, or --check a trace against a connector",

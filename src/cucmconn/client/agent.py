@@ -426,9 +426,7 @@ class AgentSession:
         ``other`` is not the consulted party.  The 0.1 form ``transfer(cid, other)`` works with
         a DeprecationWarning.
         """
-        cid, party = _call_and_party(
-            "transfer", args, connection_id, other, other_came_first=False
-        )
+        cid, party = _call_and_party("transfer", args, connection_id, other, other_came_first=False)
         body = (party, cid) if party else (cid,)
         return await self._command("TransferCall", body, DialogState, ttl)
 

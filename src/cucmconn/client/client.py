@@ -43,10 +43,17 @@ from ..trace.recorder import RecordingTransport, TraceRecorder
 from ..transport import Message, Transport, open_transport, redact_url, topic
 from ..transport import queue as queue_destination
 from .agent import AgentSession
-from .correlation import DEFAULT_EXPECTATIONS, Expect, Pending, PendingTable, owner_of
+from .correlation import (
+    BUCKET_SECONDS,
+    DEFAULT_EXPECTATIONS,
+    Expect,
+    Pending,
+    PendingTable,
+    owner_of,
+)
 from .observe import ClientObserver, CommandFinished, Observers, Outcome
 from .restarts import ADVISORY_PREFIX, ConnectorIdentity, parse_advisory
-from .slots import Slots
+from .slots import DeadlineWheel, Slots
 from .stats import ClientStats, LatencyHistogram, StatsCounters
 from .streams import EventsMayBeMissed, EventStream, Overflow
 from .supervisor import Supervisor
@@ -212,6 +219,7 @@ class Client:
         )
         self._observers = Observers()
         self._slots = Slots(max_in_flight)
+        self._wheel = DeadlineWheel(BUCKET_SECONDS)
         self._agents: dict[str, AgentSession] = {}
         self._trackers: dict[str, AgentTracker] = {}
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
@@ -380,9 +388,7 @@ class Client:
         if self._transport is None:
             self._transport = open_transport(self._url or "", **self._transport_options)
             self._display_url = self._transport.display_url
-        if self._recorder is not None and not isinstance(
-            self._transport, RecordingTransport
-        ):
+        if self._recorder is not None and not isinstance(self._transport, RecordingTransport):
             self._transport = RecordingTransport(self._transport, self._recorder)
         transport = self._transport
         try:
@@ -509,8 +515,7 @@ class Client:
     ) -> None:
         """Wait for ``gate`` (an agent's turn, ``max_in_flight``), never past the deadline."""
         try:
-            async with asyncio.timeout_at(issued_at + ttl):
-                await gate.acquire()
+            await gate.acquire(issued_at + ttl, self._wheel)
         except TimeoutError:
             self._stats.timed_out_unsent += 1
             self._ended_early(name, target, "timeout", issued_at)

@@ -315,4 +315,3 @@ class AgentTracker:
 def _expire(future: asyncio.Future[Any], kind: type[Any], timeout: float) -> None:
     if not future.done():
         future.set_exception(TimeoutError(f"no {kind.__name__} within {timeout:g} s"))
-

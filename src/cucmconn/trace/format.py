@@ -16,19 +16,20 @@ import base64
 import datetime
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
-from ..codec.commands import COMMANDS, canonical_command
+from ..codec.commands import ALIASES, COMMANDS, canonical_command
 from ..codec.text import decode_text
 from ..errors import ProtocolError
 from ..transport.url import redact_url
 
 __all__ = [
     "KEPT_HEADERS",
+    "SECRET_COMMANDS",
     "TRACE_FORMAT",
     "TRACE_VERSION",
     "Trace",
@@ -58,6 +59,10 @@ KEPT_HEADERS = (
 """STOMP headers a trace keeps (ActiveMQ's JMS mapping); every other header is left out."""
 
 REDACTED = "***"
+SECRET_COMMANDS = frozenset(
+    alias for alias, name in ALIASES.items() if not COMMANDS[name].echo_args and name != "Login"
+)
+"""Lower-cased names (and aliases) of commands whose body may hold a password."""
 _SECRET_ARGS = {"MobileAgentLogin": (0,)}
 """Argument positions holding a password, for commands whose other arguments are useful."""
 
@@ -179,11 +184,6 @@ def redact_command_body(jms_type: str, body: str) -> str:
     return ",".join(REDACTED if i in positions else a for i, a in enumerate(args))
 
 
-def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers a trace keeps, in :data:`KEPT_HEADERS` order."""
-    return {name: headers[name] for name in KEPT_HEADERS if name in headers}
-
-
 def make_header(url: str = "", *, source: str = "", note: str = "", **times: float) -> TraceHeader:
     """A header with the URL redacted; ``wall``/``mono`` default to now."""
     wall = times.get("wall", time.time())
@@ -259,7 +259,3 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
         dropped = end.dropped
     return Trace(header, records, dropped)
 
-
-def to_builtins(item: Any) -> Any:
-    """A record or header as plain JSON-ready Python values."""
-    return msgspec.to_builtins(item)

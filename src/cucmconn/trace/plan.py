@@ -109,6 +109,7 @@ def _decode(record: TraceRecord) -> Event | None:
 
 
 def connection_id_of(event: Event | None) -> str | None:
+    """The call an event names, if it names one (DialogState, InboundCall)."""
     if isinstance(event, (DialogState, InboundCall)):
         return event.connection_id
     return None

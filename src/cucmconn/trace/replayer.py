@@ -197,6 +197,7 @@ class Replayer:
 
     @property
     def display_url(self) -> str:
+        """The broker URL without credentials."""
         return self._transport.display_url if self._transport else self._url
 
     async def drain(self) -> None:
@@ -204,6 +205,7 @@ class Replayer:
         await self._idle.wait()
 
     def stats(self) -> ReplayerStats:
+        """A snapshot of the counters and of what of the trace is left."""
         c = self._counts
         return ReplayerStats(
             commands_received=c["received"],

@@ -5,6 +5,7 @@ equal to the ``--json`` report of the same run.  Also ``--json``'s ``timeline`` 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -17,7 +18,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from cucmconn.cli.htmlreport import TOTALS
+from cucmconn.cli.htmlreport import TOTALS, write_html_report
+from cucmconn.cli.load import LoadOptions, measure
+from tests.fakeconnector import FakeConnector, Reply
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
@@ -159,3 +162,28 @@ def test_report_path_is_checked_before_the_run(tmp_path: Path) -> None:
         check=False,
     )  # fmt: skip
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+@needs_chromium
+async def test_report_shows_errors_by_code_over_time(fake: FakeConnector, tmp_path: Path) -> None:
+    """Against the scripted connector, every MakeCall is refused, alternately with two codes:
+    the errors chart names both and the totals still equal the report's."""
+    turn = itertools.count()
+    codes = ("INVALID_PARTY", "CF_INVALID_OBJECT_STATE")
+    fake.script["MakeCall"] = lambda c: [Reply(f"{c.target}#Error#{codes[next(turn) % 2]}")]
+    opts = LoadOptions(agents=4, duration=1.5, emulate=False, progress=False)
+    report = await measure(opts)
+    assert set(report["errors_by_code"]) == set(codes) and report["errors"] > 0
+    for code in codes:
+        over_time = sum(s["errors_by_code"].get(code, 0) for s in report["timeline"])
+        assert over_time == report["errors_by_code"][code]
+    page = tmp_path / "errors.html"
+    write_html_report(report, str(page), "errors run", "nothing lost")
+    dom = _chromium(page, tmp_path, "--dump-dom")
+    assert _console_errors(dom.stderr) == []
+    cells = _Cells()
+    cells.feed(dom.stdout)
+    assert float(cells.values["errors"]) == report["errors"]
+    # the errors chart's legend names each code (plotly draws legend entries as SVG text)
+    chart = dom.stdout.split('id="chart-errors"', 1)[1].split('id="chart-histogram"', 1)[0]
+    assert all(code in chart for code in codes)

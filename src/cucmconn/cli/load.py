@@ -34,6 +34,7 @@ from .common import (
     EXIT_OK,
     StopSignal,
     add_connection_options,
+    add_record_option,
     non_negative,
     non_negative_int,
     positive,
@@ -104,6 +105,7 @@ class LoadOptions:
     count_events: bool = False
     gc_threshold: int = 0
     allow_login_failures: bool = False
+    record: str | None = None
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -115,6 +117,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_traffic_arguments(parser, agents=100, duration=10.0)
+    add_record_option(parser)
     parser.add_argument(
         "--rate",
         type=non_negative,
@@ -236,6 +239,7 @@ async def measure(
             ttl=opts.ttl,
             handshake_timeout=opts.connect_timeout,
             max_in_flight=max(1024, opts.agents),
+            record=opts.record,
         ) as client,
     ):
         report = await _drive(opts, extensions, client, emulator, stop, console)

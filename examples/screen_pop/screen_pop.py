@@ -42,7 +42,9 @@ class Pop:
 class Crm(Protocol):
     """The lookup the service needs from a CRM."""
 
-    async def lookup(self, number: str) -> Customer | None: ...
+    async def lookup(self, number: str) -> Customer | None:
+        """The customer calling from ``number``, or None when the CRM does not know it."""
+        ...
 
 
 class DictCrm:
@@ -52,6 +54,7 @@ class DictCrm:
         self._customers = dict(customers)
 
     async def lookup(self, number: str) -> Customer | None:
+        """The customer with this number, if any."""
         return self._customers.get(number)
 
 

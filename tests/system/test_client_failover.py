@@ -75,22 +75,30 @@ async def served_on(client: Client, broker: BrokerHandle, within: float) -> floa
     raise AssertionError(f"not served on {broker.stomp_url} within {within:g} s: {client!r}")
 
 
+@pytest.mark.parametrize("priority", [False, True], ids=["plain", "priorityBackup"])
 async def test_split_brain_a_new_client_finds_the_connector_on_b(
-    two_activemq: BrokerPair, connector: Connector
+    two_activemq: BrokerPair, connector: Connector, priority: bool
 ) -> None:
     """A is up with no connector, the connector sits on B: a client starting on
-    ``failover:(A,B)?randomize=false`` reaches A, hears nothing, and moves to B."""
+    ``failover:(A,B)?randomize=false`` reaches A, hears nothing, and moves to B.  With
+    ``priorityBackup=true`` (the vendor's URL) it then stays on B: the broker it chose
+    because a connector answers there is not left for the priority one."""
     a, b = two_activemq.a, two_activemq.b
     await connector.start(b)
-    url = two_activemq.failover_url(priorityBackup=False, initialReconnectDelay=100)
+    url = two_activemq.failover_url(
+        priorityBackup=priority, initialReconnectDelay=100, maxReconnectDelay=500
+    )
     started = time.monotonic()
     async with Client(url, connect_timeout=CONNECT_TIMEOUT, handshake_timeout=60.0) as client:
         connected = time.monotonic() - started
         took = await served_on(client, b, 10.0)
+        await asyncio.sleep(3.0)  # several priority-probe periods (maxReconnectDelay 0.5 s)
+        assert endpoint(client).endswith(f":{b.stomp_port}"), endpoint(client)
         stats = client.stats()
-        assert stats.broker_switches >= 1
+        assert stats.broker_switches == 1 and stats.reconnects == 1, stats
         print(
-            f"\nFIGURE failover split-brain: client on A found the connector on B "
+            f"\nFIGURE failover split-brain ({'priorityBackup' if priority else 'plain'}): "
+            f"client on A found the connector on B "
             f"{connected:.2f} s after start ({stats.broker_switches} move(s)); "
             f"first GetState {took:.2f} s later"
         )

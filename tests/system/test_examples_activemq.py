@@ -1,4 +1,5 @@
-"""The example services' own tests (examples/*/test_*.py) against a real ActiveMQ.
+"""The example services' own tests (examples/*/test_*.py), and the recorded-connector fixture's,
+against a real ActiveMQ.
 
 Run as their user would: ``pytest examples/<name> --cucmconn-url stomp://...`` in a subprocess,
 so every test's ``connector`` fixture starts its emulator on that broker (on a command queue of
@@ -26,8 +27,8 @@ def test_every_example_service_has_tests() -> None:
     assert EXAMPLES == ["click_to_dial", "screen_pop", "wallboard"]
 
 
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_example_tests_pass_on_activemq(example: str, activemq: BrokerHandle) -> None:
+def _pytest_on(url: str, target: str, minimum: int) -> None:
+    """``pytest <target> --cucmconn-url <url>`` in a subprocess: all pass, none skipped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     result = subprocess.run(
         [
@@ -37,9 +38,9 @@ def test_example_tests_pass_on_activemq(example: str, activemq: BrokerHandle) ->
             "-p",
             "no:cacheprovider",
             "-q",
-            f"examples/{example}",
+            target,
             "--cucmconn-url",
-            activemq.stomp_url,
+            url,
         ],
         cwd=ROOT,
         env=env,
@@ -50,5 +51,15 @@ def test_example_tests_pass_on_activemq(example: str, activemq: BrokerHandle) ->
     out = result.stdout
     assert result.returncode == 0, out[-6000:] + result.stderr[-2000:]
     summary = re.search(r"(\d+) passed", out)
-    assert summary is not None and int(summary.group(1)) >= 5, out[-2000:]
+    assert summary is not None and int(summary.group(1)) >= minimum, out[-2000:]
     assert "failed" not in out.splitlines()[-1] and "skipped" not in out.splitlines()[-1]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_tests_pass_on_activemq(example: str, activemq: BrokerHandle) -> None:
+    _pytest_on(activemq.stomp_url, f"examples/{example}", minimum=5)
+
+
+def test_a_recorded_connector_serves_through_activemq(activemq: BrokerHandle) -> None:
+    # connector_from_trace with --cucmconn-url: the Replayer on the broker, a queue of its own.
+    _pytest_on(activemq.stomp_url, "tests/testing/test_trace_connector.py", minimum=2)

@@ -43,6 +43,7 @@ from .common import (
     stdout_console,
 )
 from .live import LiveView
+from .metrics import Attach, metrics_endpoint
 from .report import client_stats, problems, render_summary, summary_dict
 from .session import open_client, open_emulator, wants_emulator
 from .soak import peak_rss_mb
@@ -105,7 +106,10 @@ class LoadOptions:
     count_events: bool = False
     gc_threshold: int = 0
     allow_login_failures: bool = False
+    metrics_port: int | None = None
+    """Serve the run's metrics at http://127.0.0.1:N/metrics (0: a free port, printed)."""
     record: str | None = None
+    """Write the client's link to this trace (``--record``)."""
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -159,6 +163,14 @@ def add_traffic_arguments(parser: argparse.ArgumentParser, *, agents: int, durat
         help="an agent that cannot log in is reported but does not fail the run (exit code)",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics at http://127.0.0.1:N/metrics during the run (0: a free "
+        "port, printed on stderr; needs the prometheus extra)",
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no live progress display"
     )
     parser.add_argument(
@@ -206,8 +218,11 @@ def _validate(opts: LoadOptions) -> list[str]:
 async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
     """One complete run, reported on stdout; returns the exit code (0 ok, 1 failed, 130 Ctrl-C)."""
     console = console or stderr_console()
+    attach = None
+    if opts.metrics_port is not None:
+        attach = metrics_endpoint(opts.metrics_port, console.print)
     with StopSignal(console) as stop, gc_threshold(opts.gc_threshold):
-        report = await measure(opts, console=console, stop=stop.event)
+        report = await measure(opts, console=console, stop=stop.event, attach=attach)
     report["gc_threshold"] = opts.gc_threshold or gc.get_threshold()[0]
     _emit(report, opts, console)
     if report["interrupted"]:
@@ -217,10 +232,16 @@ async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
 
 
 async def measure(
-    opts: LoadOptions, *, console: Console | None = None, stop: asyncio.Event | None = None
+    opts: LoadOptions,
+    *,
+    console: Console | None = None,
+    stop: asyncio.Event | None = None,
+    attach: Attach | None = None,
 ) -> dict[str, Any]:
     """Run the load and return the report (the dict ``--json`` prints); for benchmarks and apps.
 
+    ``attach(client, emulator)`` is entered once the client is connected and left after the
+    run (``--metrics-port`` serves metrics this way; benchmarks compare with and without).
     Raises ValueError for bad options and ``CannotConnect`` when nothing answers.
     """
     extensions = _validate(opts)
@@ -242,7 +263,8 @@ async def measure(
             record=opts.record,
         ) as client,
     ):
-        report = await _drive(opts, extensions, client, emulator, stop, console)
+        with attach(client, emulator) if attach is not None else contextlib.nullcontext():
+            report = await _drive(opts, extensions, client, emulator, stop, console)
         report["client"] = client_stats(client.stats())
         if emulator is not None:
             report["emulator_stats"] = msgspec.to_builtins(emulator.stats())

@@ -67,6 +67,13 @@ class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
     """Times the link to the broker dropped."""
     reconnects: int = 0
     """Times it was re-established (on a failover URL, possibly on another broker)."""
+    commands_by_name: dict[str, int] = msgspec.field(default_factory=dict)
+    """``commands_executed`` by canonical command name."""
+    errors_by_code: dict[str, int] = msgspec.field(default_factory=dict)
+    """``errors_sent`` by the ``#Error#`` code sent."""
+    licenses: int | None = None
+    """The licence count that caps concurrent log-ins (None: no cap); ``agents_logged_in`` of
+    them are in use."""
 
 
 class Emulator:
@@ -404,6 +411,9 @@ class Emulator:
             refused_sender=count("refused_sender"),
             links_lost=count("links_lost"),
             reconnects=count("reconnects"),
+            commands_by_name=dict(counters.executed_by_command) if counters is not None else {},
+            errors_by_code=dict(counters.errors_by_code) if counters is not None else {},
+            licenses=self._directory.licenses,
         )
 
     # -- inbound traffic ---------------------------------------------------------------------

@@ -32,7 +32,7 @@ import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..codec import encode_event, parse_command
@@ -122,6 +122,10 @@ class FrontCounters:
     """Times the link to the broker dropped (the transport reconnects on its own)."""
     reconnects: int = 0
     """Times it came back; each is logged, so a "connection lost" line always gets its end."""
+    executed_by_command: dict[str, int] = field(default_factory=dict)
+    """``executed`` by canonical command name (metrics: commands handled by command)."""
+    errors_by_code: dict[str, int] = field(default_factory=dict)
+    """``errors_sent`` by the ``#Error#`` code sent."""
     refused_sender: int = 0
     """Commands refused because their sender (``JMSXUserID``) does not own the destination
     they would be answered on: not executed, not answered (``--require-sender``)."""
@@ -355,6 +359,8 @@ class Front:
             self._track(parsed.requester)
             outputs = self.model.handle(parsed)
             self.counters.executed += 1
+            by_command = self.counters.executed_by_command
+            by_command[parsed.name] = by_command.get(parsed.name, 0) + 1
             if _refused(parsed, outputs):
                 self.counters.refused_out_of_service += 1
             elif _unauthorised(outputs):
@@ -498,6 +504,8 @@ class Front:
             self.counters.events_sent += 1
             if isinstance(output.event, ErrorEvent):
                 self.counters.errors_sent += 1
+                by_code = self.counters.errors_by_code
+                by_code[output.event.code] = by_code.get(output.event.code, 0) + 1
 
     def _encode(self, event: Event) -> str | None:
         try:

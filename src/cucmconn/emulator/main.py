@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="every N s print one JSON line on stderr: the stats, and for the interval the "
         "commands executed, commands/s and this process's CPU per command (cpu_us_per_command)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve Prometheus metrics at http://127.0.0.1:N/metrics (0: a free port, printed; "
+        "needs the prometheus extra)",
     )
     parser.add_argument(
         "--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop"
@@ -108,14 +116,28 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
         )
         if args.inbound_rate > 0:
             emulator.start_inbound_traffic(args.inbound_rate)
-        window = _Window(emulator.stats().commands_executed)
-        while not stop.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.stats_every or None)
-            if args.stats_every and not stop.is_set():
-                stats = emulator.stats()
-                line = {"stats": msgspec.to_builtins(stats), "interval": window.next(stats)}
-                print(msgspec.json.encode(line).decode(), file=sys.stderr, flush=True)
+        with contextlib.ExitStack() as metrics:
+            if args.metrics_port is not None:
+                metrics.enter_context(_metrics_server(args.metrics_port, emulator))
+            window = _Window(emulator.stats().commands_executed)
+            while not stop.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), args.stats_every or None)
+                if args.stats_every and not stop.is_set():
+                    stats = emulator.stats()
+                    line = {"stats": msgspec.to_builtins(stats), "interval": window.next(stats)}
+                    print(msgspec.json.encode(line).decode(), file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _metrics_server(port: int, emulator: Emulator) -> Iterator[object]:
+    """``--metrics-port``: the prometheus extra is loaded only when asked for."""
+    from ..otel.prometheus import MetricsServer  # the prometheus extra
+
+    with MetricsServer(port) as server:
+        server.instrument_emulator(emulator)
+        print(f"metrics at {server.url}", file=sys.stderr, flush=True)
+        yield server
 
 
 class _Window:
@@ -141,7 +163,7 @@ class _Window:
             "seconds": round(seconds, 3),
             "commands": commands,
             "commands_per_s": round(commands / seconds, 1) if seconds > 0 else None,
-            "cpu_s": round(spent, 4),
+            "cpu_s": round(spent, 6),
             "cpu_us_per_command": round(spent * 1e6 / commands, 2) if commands else None,
         }
 

@@ -154,14 +154,17 @@ class Fault:
 
     @property
     def spent(self) -> bool:
+        """True once it has fired ``times`` times (it is then disarmed)."""
         return self.fired >= self.times
 
     def matches(self, name: str, agent: str) -> bool:
+        """Does a command ``name`` (canonical) for ``agent`` fall under this fault?"""
         return (self.command is None or self.command == name) and (
             self.agent is None or self.agent == agent
         )
 
     def describe(self) -> str:
+        """What it does and to what, as the history shows it (``fail INVALID_PARTY (MakeCall)``)."""
         what = {
             "fail": f"fail {self.code}",
             "delay": f"delay {self.seconds:g} s",

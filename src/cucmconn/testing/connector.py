@@ -50,6 +50,7 @@ class ManualClock:
         self.now = float(start)
 
     def __call__(self) -> float:
+        """The current time, epoch seconds."""
         return self.now
 
     def __repr__(self) -> str:
@@ -88,6 +89,7 @@ class ConnectorOptions:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
+        """The option names (what the ``cucmconn`` marker accepts)."""
         return tuple(f.name for f in fields(cls))
 
     def updated(self, settings: Mapping[str, Any]) -> ConnectorOptions:

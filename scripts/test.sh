@@ -33,6 +33,16 @@ if [ "${CUCMCONN_SKIP_INSTALL:-0}" != "1" ]; then
       sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq activemq default-jdk-headless libxstream-java >/dev/null
     fi
   fi
+  step "installing Debian's chromium when missing (the HTML load report is opened headless)"
+  if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      sudo apt-get update -qq
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+  fi
   step "installing cucmconn with its dev extras (the Cython extension must build)"
   "$PY" -m pip install -q -U pip setuptools wheel build
   CUCMCONN_REQUIRE_EXTENSIONS=1 "$PY" -m pip install -q -e '.[dev,docs]'

@@ -144,6 +144,10 @@ async def test_json_reports_one_latency_figure(capsys: pytest.CaptureFixture[str
     )
     report = json.loads(capsys.readouterr().out)
     assert code == EXIT_OK
+    # the timeline's per-second percentiles are that same figure over time (one per sample),
+    # not a second run-wide p50
+    timeline = report.pop("timeline")
+    assert all("latency_p50_ms" in sample for sample in timeline)
     text = json.dumps(report)
     assert len(re.findall(r'"(?:latency_)?p50(?:_ms)?"', text)) == 1, text
 

@@ -42,12 +42,14 @@ from .common import (
     stderr_console,
     stdout_console,
 )
+from .compare import load_report, render_comparison
 from .live import LiveView
 from .metrics import Attach, metrics_endpoint
 from .report import client_stats, problems, render_summary, summary_dict
 from .session import open_client, open_emulator, wants_emulator
 from .soak import peak_rss_mb
 from .tally import Tally
+from .timeline import Timeline, histogram_rows
 from .traffic import DEFAULT_MIX, LoadDriver, Scenario
 
 __all__ = ["LoadOptions", "add_parser", "add_traffic_arguments", "measure", "run_load"]
@@ -108,6 +110,8 @@ class LoadOptions:
     allow_login_failures: bool = False
     metrics_port: int | None = None
     """Serve the run's metrics at http://127.0.0.1:N/metrics (0: a free port, printed)."""
+    report: str | None = None
+    """Write the run as one self-contained HTML page to this path (``--report``)."""
     record: str | None = None
     """Write the client's link to this trace (``--record``)."""
 
@@ -133,6 +137,20 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         choices=("outbound", "inbound"),
         default="outbound",
         help="outbound: agent calls agent (any connector); inbound: customers call in (emulator)",
+    )
+    parser.add_argument(
+        "--report",
+        default=None,
+        metavar="PATH.html",
+        help="also write the run as one self-contained HTML page (charts over time, latency "
+        "histogram, parameters and totals; opens offline; needs the report extra)",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        default=None,
+        metavar=("A.json", "B.json"),
+        help="print two saved --json reports side by side with ratios (B / A), run nothing",
     )
     parser.add_argument(
         "--extensions",
@@ -191,6 +209,12 @@ def options_from(args: argparse.Namespace, **overrides: Any) -> LoadOptions:
 
 
 async def _handle(args: argparse.Namespace) -> int:
+    if args.compare is not None:
+        first, second = args.compare
+        stdout_console().print(
+            render_comparison(load_report(first), load_report(second), (first, second))
+        )
+        return EXIT_OK
     return await run_load(options_from(args))
 
 
@@ -218,12 +242,26 @@ def _validate(opts: LoadOptions) -> list[str]:
 async def run_load(opts: LoadOptions, *, console: Console | None = None) -> int:
     """One complete run, reported on stdout; returns the exit code (0 ok, 1 failed, 130 Ctrl-C)."""
     console = console or stderr_console()
+    if opts.report is not None:
+        # the report extra (plotly), loaded only when a report is asked for
+        from .htmlreport import check_report_path, write_html_report
+
+        check_report_path(opts.report)
     attach = None
     if opts.metrics_port is not None:
         attach = metrics_endpoint(opts.metrics_port, console.print)
     with StopSignal(console) as stop, gc_threshold(opts.gc_threshold):
         report = await measure(opts, console=console, stop=stop.event, attach=attach)
     report["gc_threshold"] = opts.gc_threshold or gc.get_threshold()[0]
+    if opts.report is not None:
+        wrong_now = problems(report, allow_login_failures=opts.allow_login_failures)
+        write_html_report(
+            report,
+            opts.report,
+            f"{opts.title}: {report['url']}",
+            "; ".join(wrong_now) if wrong_now else "nothing lost",
+        )
+        console.print(f"report written to {opts.report}")
     _emit(report, opts, console)
     if report["interrupted"]:
         return EXIT_INTERRUPTED
@@ -324,6 +362,7 @@ async def _drive(
         enabled=opts.progress,
     )
     cpu: _TrafficCPU | None = None
+    timeline = Timeline(driver.tally)
     async with view:
         view.show("logging in", logins)
         login_cpu = time.process_time()
@@ -339,7 +378,9 @@ async def _drive(
         if logins.answered and not stop.is_set():
             view.start_traffic(driver.tally)
             cpu = _TrafficCPU(client)
+            timeline.start()
             await driver.run(opts.duration, stop=stop, grace=_grace(opts))
+            await timeline.stop()
             cpu.stop(driver.tally.sent)
         view.show("logging out")
         await driver.logout_all(tally=logouts)
@@ -359,6 +400,8 @@ async def _drive(
         ),
         "cpu_scope": "client+emulator+broker" if emulator is not None else "client",
         **(cpu.figures() if cpu is not None else {}),
+        "timeline": timeline.samples(),
+        "latency_histogram": histogram_rows(driver.tally.latency),
     }
     if events is not None:
         extra["events"] = events.count

@@ -60,7 +60,7 @@ _RING_POLL = 0.005
 _OUTAGE_PAUSE = 0.25
 """After an outage error a worker pauses at least this long: such commands fail without
 awaiting anything, so without a pause a worker would starve the loop."""
-_SETTLE = 0.05
+_SETTLE = 0.2
 """After a GetState resolves, the DialogStates that follow it (one per call) arrive in the
 next messages; a worker re-reading a pair waits this long for them before releasing."""
 
@@ -377,8 +377,14 @@ class LoadDriver:
         await self._clean_up(agents)
 
     async def _clean_up(self, agents: Iterable[Agent]) -> None:
+        """Release each call the pair still has, once: a call A and B share ends with A's
+        release, and B's own release of it would race B's DROPPED event and be refused."""
+        released: set[str] = set()
         for agent in agents:
             for cid in call_ids(agent):
+                if cid in released:
+                    continue
+                released.add(cid)
                 with contextlib.suppress(ConnectorError):
                     await self.tally.record(agent.release(cid))
 

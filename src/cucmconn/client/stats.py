@@ -9,6 +9,7 @@ all day must report p50/p99 from constant memory.  Latencies fall into logarithm
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import msgspec
 
@@ -48,6 +49,29 @@ class LatencyHistogram:
             if seen >= rank:
                 return min(_MIN_MS * _GROWTH**index, self.max_ms)
         return self.max_ms  # pragma: no cover - the counts always add up to ``count``
+
+    def bucket_counts(self) -> tuple[int, ...]:
+        """The count of each bucket (bucket ``i`` ends at :meth:`bucket_upper_ms`); the
+        difference of two such tuples is a window's distribution (see :meth:`from_counts`)."""
+        return tuple(self._counts)
+
+    @staticmethod
+    def bucket_upper_ms(index: int) -> float:
+        """Upper edge of bucket ``index``, milliseconds."""
+        return _MIN_MS * _GROWTH**index
+
+    @classmethod
+    def from_counts(cls, counts: Sequence[int]) -> LatencyHistogram:
+        """A histogram holding ``counts`` per bucket (e.g. one second's, as the difference of
+        two :meth:`bucket_counts`); its ``max_ms`` is the top non-empty bucket's upper edge."""
+        if len(counts) != _BUCKETS or any(n < 0 for n in counts):
+            raise ValueError(f"need {_BUCKETS} non-negative bucket counts")
+        hist = cls()
+        hist._counts = list(counts)
+        hist.count = sum(counts)
+        top = max((i for i, n in enumerate(counts) if n), default=None)
+        hist.max_ms = cls.bucket_upper_ms(top) if top is not None else 0.0
+        return hist
 
 
 class StatsCounters:

@@ -86,7 +86,9 @@ class _Reader(StompReader):  # type: ignore[misc]  # aiostomp ships no type info
     def connection_made(self, transport: Any) -> None:
         # As the native transport: asyncio pauses us as soon as the kernel refuses bytes, so a
         # frame waits in ``send`` (where its deadline holds), not in asyncio's buffer.
-        transport.set_write_buffer_limits(high=0, low=0)
+        # Not over TLS: asyncio's SSL layer would never resume us (see stomp.py, _Link).
+        if transport.get_extra_info("sslcontext") is None:
+            transport.set_write_buffer_limits(high=0, low=0)
         self._sock = tune_socket(transport) if self._adapter.tcp_quickack else None
         super().connection_made(transport)  # writes CONNECT
 

@@ -144,7 +144,12 @@ class _Link(asyncio.Protocol):
         # No user-space slack in asyncio's buffer: it pauses us as soon as the kernel refuses
         # bytes, so every frame not yet handed to the kernel stays in *our* buffer, where its
         # deadline is still ours to honour (see StompTransport._flush).
-        self.transport.set_write_buffer_limits(high=0, low=0)
+        # Not over TLS: with zero limits asyncio's SSL layer paused the protocol and never
+        # resumed it, so after CONNECT nothing more was written (no RECEIPT for SUBSCRIBE; the
+        # TLS tests in tests/system/test_reliability_access.py).  Over TLS asyncio's default
+        # limits stay, so a frame in asyncio's TLS buffer may still leave after its deadline.
+        if transport.get_extra_info("sslcontext") is None:
+            self.transport.set_write_buffer_limits(high=0, low=0)
         self.sock = tune_socket(self.transport) if self.owner.options.tcp_quickack else None
         self.owner._on_link_made(self)
 

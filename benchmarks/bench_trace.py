@@ -30,7 +30,7 @@ from cucmconn.transport.memory import MemoryBroker, MemoryTransport
 
 AGENTS = 2000
 BURSTS = 5
-ROUNDS = 7
+ROUNDS = 9
 MAX_COST = 0.15
 TARGET_RATE = 10_000
 

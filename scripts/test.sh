@@ -86,9 +86,9 @@ step "the example services' own tests (examples/*/test_*.py) as their users run 
 # same tests on a real ActiveMQ run in the suite above (tests/system/test_examples_activemq.py).
 "$PY" -m pytest -q -p no:cacheprovider examples
 
-step "client and transports again on uvloop (with the client's real-broker cases of issue 11)"
+step "client, transports and field tools again on uvloop (with the client's real-broker cases of issue 11)"
 CUCMCONN_TEST_LOOPS=uvloop "$PY" -m pytest -q -p no:cacheprovider -m "not slow" \
-  tests/client tests/transport tests/system/test_throttled_broker.py \
+  tests/client tests/transport tests/trace tests/system/test_throttled_broker.py \
   tests/system/test_client_failover.py tests/system/test_connector_restart.py
 
 step "codec and client tests on the pure-Python twins"

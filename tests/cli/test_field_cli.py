@@ -141,3 +141,36 @@ async def test_readme_check_output_is_what_the_command_prints(
     code, out, _ = await cli(capsys, "replay", str(GUIDE), "--check")
     assert code == EXIT_FAILED
     assert out == readme_block("check output")
+
+
+async def test_send_watch_and_load_record_their_link(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    sent = tmp_path / "send.jsonl"
+    code, _, _ = await cli(
+        capsys, "send", "--record", str(sent), "--destination", "d1", "GetState", "1001"
+    )
+    assert code == EXIT_OK
+    trace = read_trace(sent)
+    assert [c.jms_type for c in trace.commands()] == ["Hello#d1", "GetState#1001"]
+    assert trace.events() and trace.dropped == 0
+
+    watched = tmp_path / "watch.jsonl"
+    code, _, _ = await cli(
+        capsys, "watch", "--agent", "1001", "--seconds", "0.5", "--record", str(watched)
+    )
+    assert code == EXIT_OK
+    names = [c.jms_type.split("#")[0] for c in read_trace(watched).commands()]
+    assert names[:2] == ["Hello", "Login"] and names[-1] == "Logout"
+
+    loaded = tmp_path / "load.jsonl"
+    code, out, _ = await cli(
+        capsys, "load", "--agents", "10", "--duration", "1", "--json", "--no-progress",
+        "--record", str(loaded),
+    )  # fmt: skip
+    assert code == EXIT_OK
+    report = json.loads(out)
+    trace = read_trace(loaded)
+    logins = [c for c in trace.commands() if c.jms_type.startswith("Login#")]
+    assert len(logins) == 10 and trace.dropped == 0
+    assert len(trace.commands()) >= report["client"]["sent"] > 10

@@ -28,6 +28,7 @@ __all__ = [
     "StopSignal",
     "add_connection_options",
     "add_global_options",
+    "add_record_option",
     "non_negative",
     "non_negative_int",
     "positive",
@@ -120,6 +121,17 @@ def add_connection_options(
         dest="emulate",
         action="store_false",
         help="do not start an emulator (a real connector must answer)",
+    )
+
+
+def add_record_option(parser: argparse.ArgumentParser) -> None:
+    """``--record PATH``: the client's link written to a trace (send, watch, load)."""
+    parser.add_argument(
+        "--record",
+        metavar="PATH",
+        default=None,
+        help="write every message of this client's link to a trace (JSON Lines; "
+        "docs/trace-format.md), for cucmconn replay",
     )
 
 

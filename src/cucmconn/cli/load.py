@@ -34,6 +34,7 @@ from .common import (
     EXIT_OK,
     StopSignal,
     add_connection_options,
+    add_record_option,
     non_negative,
     non_negative_int,
     positive,
@@ -111,6 +112,8 @@ class LoadOptions:
     """Serve the run's metrics at http://127.0.0.1:N/metrics (0: a free port, printed)."""
     report: str | None = None
     """Write the run as one self-contained HTML page to this path (``--report``)."""
+    record: str | None = None
+    """Write the client's link to this trace (``--record``)."""
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -122,6 +125,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_traffic_arguments(parser, agents=100, duration=10.0)
+    add_record_option(parser)
     parser.add_argument(
         "--rate",
         type=non_negative,
@@ -294,6 +298,7 @@ async def measure(
             ttl=opts.ttl,
             handshake_timeout=opts.connect_timeout,
             max_in_flight=max(1024, opts.agents),
+            record=opts.record,
         ) as client,
     ):
         with attach(client, emulator) if attach is not None else contextlib.nullcontext():

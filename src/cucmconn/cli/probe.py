@@ -666,6 +666,7 @@ TCP, STOMP CONNECTED (version, server, heart-beats), credentials, subscribe, sen
   cucmconn probe --url stomp://broker:61613 --agent 1001 --json
 
 Nothing changes an agent's state unless --login is given (then Login, GetState, Logout).
+A failover:(...) URL is probed at its first broker (probe each broker's URL on its own).
 Exit code 0 when every essential check passes (TCP, STOMP, credentials, subscribe, send, Hello
 answered), 1 otherwise.
 """

@@ -26,6 +26,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     add_connection_options,
+    add_record_option,
     non_negative,
     stderr_console,
     stdout_console,
@@ -79,6 +80,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("args", metavar="ARGS", nargs="*", help="command arguments")
     add_connection_options(parser)
+    add_record_option(parser)
     parser.add_argument(
         "--follow",
         type=non_negative,
@@ -126,6 +128,7 @@ async def _handle(args: argparse.Namespace) -> int:
             ttl=args.ttl,
             handshake_timeout=args.connect_timeout,
             say=None if args.json else console.print,
+            record=args.record,
         ) as client,
     ):
         target, cmd_args = _command_args(name, args.target, list(args.args), client.destination)

@@ -29,6 +29,7 @@ from rich.text import Text
 from ..codec import decode_event
 from ..codec.events import ErrorEvent, Event, SystemStatus, TerminalStatus, UnknownEvent
 from ..errors import ConnectorError, ProtocolError
+from ..trace import RecordingTransport, TraceRecorder
 from ..transport import open_transport, topic
 from .common import (
     EXIT_CODES_HELP,
@@ -36,6 +37,7 @@ from .common import (
     EXIT_OK,
     StopSignal,
     add_connection_options,
+    add_record_option,
     positive,
     positive_int,
     stderr_console,
@@ -88,6 +90,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         ttl=False,
         destination_help="passive: the topic the agent's own client uses (nothing is sent)",
     )
+    add_record_option(parser)
     parser.add_argument("--agent", required=True, help="the agent's extension, e.g. 1001")
     parser.add_argument("--json", action="store_true", help="one JSON object per event (stdout)")
     parser.add_argument("--stay", action="store_true", help="active mode: do not log out on exit")
@@ -192,7 +195,9 @@ async def _handle(args: argparse.Namespace) -> int:
             args.url, queue=args.queue, extensions="1000-1999", enabled=emulate
         ):
             if args.destination:
-                await _passive(args.url, args.destination, args.agent, printer, console)
+                await _passive(
+                    args.url, args.destination, args.agent, printer, console, args.record
+                )
             else:
                 ok = await _active(args, printer, console)
     console.print(f"[dim]{printer.count} event(s) shown[/]")
@@ -200,7 +205,12 @@ async def _handle(args: argparse.Namespace) -> int:
 
 
 async def _passive(
-    url: str, destination: str, ext: str, printer: _Printer, console: Console
+    url: str,
+    destination: str,
+    ext: str,
+    printer: _Printer,
+    console: Console,
+    record: str | None = None,
 ) -> None:
     """Events for ``ext`` on someone else's topic until done; nothing is sent."""
 
@@ -213,7 +223,10 @@ async def _passive(
             printer.show(event)  # printed at once: nothing buffers, nothing grows
 
     check_url(url)
+    recorder = TraceRecorder(record) if record else None
     transport = open_transport(url)
+    if recorder is not None:
+        transport = RecordingTransport(transport, recorder)
     try:
         await transport.connect()
     except (ConnectorError, OSError) as exc:
@@ -226,6 +239,8 @@ async def _passive(
         await printer.done.wait()
     finally:
         await transport.close()
+        if recorder is not None:
+            recorder.close()
 
 
 async def _active(args: argparse.Namespace, printer: _Printer, console: Console) -> bool:
@@ -239,6 +254,7 @@ async def _active(args: argparse.Namespace, printer: _Printer, console: Console)
         client_destination=args.destination,
         handshake_timeout=args.connect_timeout,
         say=console.print,
+        record=args.record,
     ) as client:
         agent = client.agent(args.agent)
         stream = agent.events()

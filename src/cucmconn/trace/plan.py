@@ -13,6 +13,7 @@ commands and compares the answers), so both read a trace the same way:
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -57,6 +58,9 @@ class PlannedEvent:
     record: TraceRecord
     event: Event | None
     """The decoded event, None when the body is not one (it is still replayed as it was)."""
+    before_next: bool = False
+    """An unsolicited event that arrived before the next command was sent: the connector sent
+    it while still busy with its anchor, so it precedes any answer to a later command."""
 
 
 @dataclass(slots=True)
@@ -164,6 +168,9 @@ def plan_trace(trace: Trace) -> TracePlan:
         else:
             base = first.record.mono if first is not None else trace.header.mono
             leading.append(PlannedEvent(max(0.0, record.mono - base), record, event))
+    for plan, following in itertools.pairwise(commands):
+        for planned in plan.unsolicited:
+            planned.before_next = planned.record.mono <= following.record.mono
     for plan in commands:  # a connection id a command names (AnswerCall <id>) is one too
         spec = COMMANDS.get(plan.name)
         if spec is not None and spec.args[-1:] == ("connection_id",) and plan.args:

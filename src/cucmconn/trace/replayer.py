@@ -14,7 +14,7 @@ A command the trace cannot answer is logged and counted, and gets ``<target>#Err
 with ``unanswered=None``, silence.  Keep-alives past the end of the recorded ones are answered
 with the last recorded keep-alive answer: they are status queries a long run keeps sending.
 
-Hand-written, like the emulator's front: no library replays JMS request/reply traffic.
+Why it is hand-written: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -254,18 +254,26 @@ class Replayer:
             return
         self._counts["answered"] += 1
         self._learn(plan, target, args, reply_to)
-        for planned in plan.answers:
+        # In recorded order: the answers, and the unsolicited events sent before the next
+        # command, are one burst of a connector that runs commands one at a time; nothing of a
+        # later command's burst overtakes it, whatever the live timing.  Later unsolicited
+        # events (a customer calling a while after) keep their own offsets.
+        burst = sorted(
+            [(p.record.seq, p, True) for p in plan.answers]
+            + [(p.record.seq, p, False) for p in plan.unsolicited],
+            key=lambda item: item[0],
+        )
+        for _, planned, answer in burst:
+            if not answer:
+                self._schedule_unsolicited(now, planned)
+                continue
             dest = self._route(planned.record.dest, reply_to)
             if dest is None:
                 self._counts["unroutable"] += 1
                 continue
-            # The connector runs commands one at a time: a command's answers never overtake
-            # those of the command before it, whatever the recorded delays say.
             due = max(now + planned.delay / self.speed, self._horizon)
             self._horizon = due
             self._push(due, dest, planned, message.correlation_id)
-        for planned in plan.unsolicited:
-            self._schedule_unsolicited(now, planned)
 
     def _match(self, name: str, target: str) -> CommandPlan | None:
         keepalive = name in ("Hello", "Beat")
@@ -305,7 +313,11 @@ class Replayer:
         if dest is None:
             self._counts["unroutable"] += 1
             return
-        self._push(now + planned.delay / self.speed, dest, planned, None, unsolicited=True)
+        due = now + planned.delay / self.speed
+        if planned.before_next:  # part of its anchor's burst: later answers wait for it too
+            due = max(due, self._horizon)
+            self._horizon = due
+        self._push(due, dest, planned, None, unsolicited=True)
 
     def _unanswerable(self, message: Message, target: str, reply_to: str | None) -> None:
         self._counts["unanswered"] += 1

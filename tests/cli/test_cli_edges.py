@@ -9,8 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from cucmconn import Client, CommandError, Emulator
+from cucmconn.cli.compare import render_comparison
 from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from cucmconn.cli.send import what_to_do
 from cucmconn.transport.memory import MemoryBroker
@@ -220,3 +222,25 @@ async def test_a_missing_file_is_named_not_blamed_on_the_broker(
     assert out == ""
     assert "No such file or directory" in err and "run.jsonl" in err
     assert "broker" not in err
+
+
+def test_compare_prints_counts_as_counts() -> None:
+    """`load --compare`: a count of zero reads 0 like any other count (it read 0.000)."""
+    report = {
+        "agents": 50,
+        "commands": 38375,
+        "throughput_cps": 19157.5,
+        "errors": 0,
+        "latency_ms": {"p50": 0.848, "p99": 9.258, "max": 13.242},
+    }
+    console = Console(width=120, record=True)
+    console.print(render_comparison(report, report, ("a.json", "b.json")))
+    cells = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in console.export_text().splitlines()
+        if line.count("│") >= 4
+    }
+    assert cells["errors"] == "0"
+    assert cells["commands"] == "38,375"
+    assert cells["throughput (/s)"] == "19,157.500"
+    assert cells["latency p50 (ms)"] == "0.848"

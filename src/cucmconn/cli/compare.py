@@ -77,9 +77,10 @@ def compare_rows(
 
 
 def _fmt(value: float | None) -> str:
+    """A whole number as one (counts: ``38,375``, ``0``), anything else to three decimals."""
     if value is None:
         return "-"
-    return f"{value:,.0f}" if value == int(value) and abs(value) >= 1 else f"{value:,.3f}"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.3f}"
 
 
 def render_comparison(a: Mapping[str, Any], b: Mapping[str, Any], names: tuple[str, str]) -> Table:

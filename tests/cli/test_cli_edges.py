@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,16 @@ async def test_send_json_advice_is_what_can_work(capsys: pytest.CaptureFixture[s
     assert code == EXIT_FAILED and error["code"] == "PRIVILLEGE_VIOLATION"
     assert "send the request again" not in error["advice"].lower()
     assert error["guide_advice"] == CommandError("PRIVILLEGE_VIOLATION").advice
+
+
+async def test_a_missing_file_is_named_not_blamed_on_the_broker(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A file the command line names that cannot be opened is a usage error that says so;
+    "cannot reach the broker" is kept for the link (it once said that of a missing trace)."""
+    missing = tmp_path / "run.jsonl"
+    code, out, err = await cli(capsys, "replay", str(missing), "--check")
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert "No such file or directory" in err and "run.jsonl" in err
+    assert "broker" not in err

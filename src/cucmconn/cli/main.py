@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cucmconn",
         description=(
             "Tools for the Expertflow CUCM Connector: try it with an in-process demo, "
-            "load-test a connector, watch an agent, send one command."
+            "load-test a connector, watch an agent, send one command, probe a connector, "
+            "record and replay its traffic, emulate it, run a local ActiveMQ."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -166,7 +167,10 @@ async def _dispatch(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))}")
         return EXIT_FAILED
     except OSError as exc:
-        console.print(f"[red]error:[/] cannot reach the broker: {escape(str(exc))}")
+        if exc.filename is not None:  # a file named on the command line (trace, report, users)
+            console.print(f"[red]error:[/] {escape(str(exc))}")
+        else:
+            console.print(f"[red]error:[/] cannot reach the broker: {escape(str(exc))}")
         return EXIT_USAGE
     except ValueError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")

@@ -51,6 +51,7 @@ session of sends shares one --destination (and a broker: on memory:// every invo
 its own emulator, which forgets everything when it exits):
   cucmconn broker start && cucmconn emulate --url stomp://127.0.0.1:61613 &
   cucmconn send --url stomp://127.0.0.1:61613 --destination desk1 Login 1001
+  cucmconn send --url stomp://127.0.0.1:61613 --destination desk1 Login 1002
   cucmconn send --url stomp://127.0.0.1:61613 --destination desk1 MakeCall 1001 1002
   cucmconn watch --url stomp://127.0.0.1:61613 --destination desk1 --agent 1001
 Exit code 0 when answered, 1 on an error event (<target>#Error#<code>), a timeout, or

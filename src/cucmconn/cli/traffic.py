@@ -21,8 +21,7 @@ waits for the client to be back in service, re-reads the pair's agents (GetState
 call they still have) and releases those calls: a call left up at the connector would make every
 later MakeCall of the pair fail with INVALID_PARTY.
 
-Hand-written rather than a generic load tool (locust, k6) because those speak HTTP, not
-JMS-over-STOMP with correlated events, and a command's outcome here is a typed event.
+Why not a generic load tool (locust, k6): docs/architecture.md.
 """
 
 from __future__ import annotations

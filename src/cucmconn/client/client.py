@@ -2,9 +2,7 @@
 
 nats-style request/reply over JMS: one subscription on ``/topic/<destination>``, a table of
 pending commands keyed by correlation id (``correlation.py``), and bounded streams for
-everything else.  Hand-written because no library speaks this connector's protocol, and because
-the session rules (Hello until IN_SERVICE, Beat, OUT_OF_SERVICE at any time, resync after a
-reconnect) are the connector's own.  The rules this module keeps:
+everything else (why it is ours: docs/architecture.md).  The rules this module keeps:
 
 * every command ends: with its first correlated event, ``CommandError``, ``CommandTimeout``,
   ``ServiceUnavailable`` or ``ConnectionLost``; nothing is silently re-sent;

@@ -1,13 +1,11 @@
 """The pending-command table: correlation id -> future, deadlines, and late-reply accounting.
 
-Hand-written because this is the part comparable clients get wrong (see the protocol notes):
-redis-py matched replies by order, so a cancelled request's reply reached the next caller;
-panoramisk's actions had no deadline.  Here every command has a fresh id and a deadline, and a
-reply is only ever matched by id (or, for a connector that drops the id, by agent and expected
-event type).  Deadlines live in 50 ms time buckets swept by ONE task, so a command costs a dict
-entry, not a timer handle, and finishing early removes it in O(1).  Ids of commands that failed
-(timeout, cancel, lost link) are remembered in a bounded set so their replies are counted as
-"late" and dropped instead of being confused with anything else.
+This is the part comparable clients get wrong (docs/architecture.md).  Here every command has a
+fresh id and a deadline, and a reply is only ever matched by id (or, for a connector that drops
+the id, by agent and expected event type).  Deadlines live in 50 ms time buckets swept by ONE
+task, so a command costs a dict entry, not a timer handle, and finishing early removes it in
+O(1).  Ids of commands that failed (timeout, cancel, lost link) are remembered in a bounded set
+so their replies are counted as "late" and dropped instead of being confused with anything else.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """A FIFO counting gate: the client's ``max_in_flight`` bound and each agent's one-at-a-time turn.
 
-Hand-written because ``asyncio.Semaphore`` in Python 3.11 scans every waiter on each release
-(``_wake_up_next`` walks the whole deque), which made a 10,000-agent burst quadratic: 75 % of
-the run was spent there.  Here a release hands its slot straight to the oldest live waiter, O(1),
-and strict arrival order is kept (no barging): Cisco Finesse's rule for one agent's commands,
-and what a caller queueing behind the bound expects.  The waiter queue exists only while
-someone waits, so the one-slot gate of an idle agent costs a few dozen bytes.
+Why not ``asyncio.Semaphore``: docs/architecture.md.  A release hands its slot straight to the
+oldest live waiter, O(1), and strict arrival order is kept (no barging): Cisco Finesse's rule
+for one agent's commands, and what a caller queueing behind the bound expects.  The waiter queue
+exists only while someone waits, so the one-slot gate of an idle agent costs a few dozen bytes.
 """
 
 from __future__ import annotations

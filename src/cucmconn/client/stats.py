@@ -1,8 +1,7 @@
 """Client counters and a fixed-size latency histogram.
 
-Hand-written because the usual choices (a list of samples, ``statistics.quantiles``, HDR
-histograms) either grow with traffic or add a dependency: a client that answers 10,000 agents
-all day must report p50/p99 from constant memory.  Latencies fall into logarithmic buckets
+A client that answers 10,000 agents all day must report p50/p99 from constant memory (why not
+a library: docs/architecture.md).  Latencies fall into logarithmic buckets
 (5 % wide), so a percentile is exact to within one bucket, and ``max`` is kept exactly.
 """
 

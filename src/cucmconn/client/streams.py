@@ -1,8 +1,7 @@
 """Bounded event streams with a stated overflow policy.
 
-Hand-written rather than an ``asyncio.Queue`` because a queue either grows without bound or
-blocks the producer, and the producer here is the transport's delivery callback, which must
-never block: one slow reader would stall every agent on the connection.  A stream keeps at most
+The producer is the transport's delivery callback, which must never block (why not an
+``asyncio.Queue``: docs/architecture.md).  A stream keeps at most
 ``maxlen`` events and, when full, either drops the oldest (default, counted) or drops the new
 event and raises :class:`~cucmconn.errors.SlowConsumer` to the reader on its next read.
 """

@@ -14,12 +14,10 @@ Wire format (docs/protocol.md "Events")::
              <for>#Error#<CODE>[#<message>]
     json     {"type": ..., "agentId": ..., "state"|"State": ..., ...}   (first non-space char '{')
 
-Hand-written because no library parses this: the ``#`` format has no grammar beyond the guide's
-examples, and the guide's JSON tables disagree with themselves (``state``/``State``,
-``connectionID``/``Connection``, participants as list or scalar), so msgspec decodes the JSON into
-a permissive "wire" Struct and this module normalises it into the typed model.  Every malformed
-input raises ``ProtocolError`` and nothing else, because one bad message must never take down the
-client's event loop.
+msgspec decodes the JSON into a permissive "wire" Struct and this module normalises it into the
+typed model (why no library does this: docs/architecture.md).  Every malformed input raises
+``ProtocolError`` and nothing else, because one bad message must never take down the client's
+event loop.
 """
 
 from __future__ import annotations

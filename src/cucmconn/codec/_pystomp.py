@@ -19,11 +19,7 @@ skipped and not counted as a heart-beat, as RabbitMQ's and stomp-php's parsers d
 Header escapes ``\\r \\n \\c \\\\`` apply to every frame except CONNECT and CONNECTED (the spec
 exempts them for 1.0 compatibility); an undefined escape is an error.
 
-Why hand-written: aiostomp's parser walks the input byte by byte through deques (about 13,000
-frames/s here), swallows malformed frames silently, accepts 100 MiB bodies, lets the LAST
-repeated header win and leaves header names escaped; its ``send()`` adds ``content-length`` by
-default, which turns an ActiveMQ SEND into a JMS BytesMessage the connector cannot read.
-stomp.py's parser is tied to its threaded transport.  None is sans-IO with bounded memory.
+Why this parser is ours and not aiostomp's or stomp.py's: docs/architecture.md.
 
 This module is the pure-Python twin of ``_cstomp.pyx``; ``Frame`` and ``FrameError`` are
 defined here only, and the compiled twin builds and raises these same classes.

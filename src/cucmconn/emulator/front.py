@@ -13,7 +13,7 @@ it also refuses a command whose authenticated sender (``JMSXUserID``, stamped by
 not executed and nothing is sent there, not even an error; the refusal is logged (at most once
 a second, with a count) and counted as ``refused_sender``.
 
-Hand-written because no library emulates a JMS request/reply service over STOMP.  One worker
+Why it is hand-written: docs/architecture.md.  One worker
 task drains one FIFO, so the events of each command leave in the order the model produced them
 and commands execute in arrival order, as on the single-threaded connector.  The FIFO is
 bounded: past ``max_backlog`` waiting commands, a new one is answered ``PLEASE_RETRY`` at once

@@ -5,8 +5,8 @@ this file; nothing here touches a transport, a task or the clock (``now`` is inj
 scenario is unit-testable as "command in, list of outputs out".  An output names the
 destination the event goes to and whether it answers the command (carries its correlation id).
 
-Hand-written because no public model of CUCM's call control exists.  It follows Cisco's model
-closely enough that a client tested here behaves against the real connector:
+It follows Cisco's model closely enough that a client tested here behaves the same against the
+real connector (why the model is ours: docs/architecture.md):
 
 - a leg (one party's view of a call) is INITIATED -> ALERTING -> ACTIVE <-> HELD -> DROPPED;
   the ringing party sees ``InboundCall ALERTING`` and the caller ``DialogState ALERTING``;

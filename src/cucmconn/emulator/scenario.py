@@ -16,7 +16,7 @@ Faults act on the next command that matches (canonical name and/or agent):
 * ``twice``: the command runs and every correlated event is sent twice.
 
 Everything is bounded: the history is a ring buffer; fault rules and correlation marks have
-caps.  Hand-written: it is glue between this project's transport interface and its front.
+caps.  It is glue between this project's transport interface and its front (docs/architecture.md).
 """
 
 from __future__ import annotations

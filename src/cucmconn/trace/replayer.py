@@ -14,7 +14,7 @@ A command the trace cannot answer is logged and counted, and gets ``<target>#Err
 with ``unanswered=None``, silence.  Keep-alives past the end of the recorded ones are answered
 with the last recorded keep-alive answer: they are status queries a long run keeps sending.
 
-Hand-written, like the emulator's front: no library replays JMS request/reply traffic.
+Why it is hand-written: docs/architecture.md.
 """
 
 from __future__ import annotations

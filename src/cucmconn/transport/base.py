@@ -35,10 +35,14 @@ __all__ = [
 
 
 def queue(name: str) -> str:
+    """STOMP destination of a queue: ``Connector1`` becomes ``/queue/Connector1``; a name that
+    already starts with ``/`` is taken as a full destination and kept."""
     return name if name.startswith("/") else f"/queue/{name}"
 
 
 def topic(name: str) -> str:
+    """STOMP destination of a topic (a client's reply destination): ``desk1`` becomes
+    ``/topic/desk1``; a name that already starts with ``/`` is kept."""
     return name if name.startswith("/") else f"/topic/{name}"
 
 
@@ -110,18 +114,23 @@ class Message(msgspec.Struct, eq=False, gc=False):
 
     @property
     def jms_type(self) -> str:
+        """The JMSType (STOMP ``type`` header): the connector's event or command kind; ``""``
+        when absent."""
         return self.headers.get("type", "")
 
     @property
     def correlation_id(self) -> str | None:
+        """JMSCorrelationID: what ties an answer to its command; None when absent or empty."""
         return self.headers.get("correlation-id") or None
 
     @property
     def reply_to(self) -> str | None:
+        """JMSReplyTo: where the connector should answer; None when absent or empty."""
         return self.headers.get("reply-to") or None
 
     @property
     def message_id(self) -> str | None:
+        """The broker's message id (for logs and traces); None when absent."""
         return self.headers.get("message-id")
 
     @property
@@ -165,7 +174,10 @@ class Transport(Protocol):
     """A connection to a broker: send to destinations, subscribe with a handler."""
 
     @property
-    def connected(self) -> bool: ...
+    def connected(self) -> bool:
+        """True while a link to a broker is up (False before connect, while reconnecting and
+        after close): the client gates sends and keep-alives on it."""
+        ...
 
     @property
     def write_blocked(self) -> bool:
@@ -218,7 +230,9 @@ class Transport(Protocol):
     ) -> str:
         """Subscribe and return the subscription id; kept across reconnects."""
 
-    async def unsubscribe(self, subscription_id: str) -> None: ...
+    async def unsubscribe(self, subscription_id: str) -> None:
+        """Stop a subscription ``subscribe`` returned (and no longer restore it on reconnect)."""
+        ...
 
     async def switch_broker(self, reason: str) -> bool:
         """Drop the current link and reconnect starting with the next broker of a failover
@@ -230,4 +244,7 @@ class Transport(Protocol):
         """
         ...
 
-    def set_listener(self, listener: TransportListener | None) -> None: ...
+    def set_listener(self, listener: TransportListener | None) -> None:
+        """Whom to tell about the link dropping and coming back (None: nobody); the client
+        sets itself so that it can fail commands in flight and resync after a reconnect."""
+        ...

@@ -9,8 +9,7 @@ milliseconds (an expired message is discarded at delivery, never handed over), a
 Delivery is never synchronous with ``send``: messages wait in one bounded FIFO that a single
 callback drains on the next loop iteration, so a handler that sends cannot recurse into another
 handler, and a producer outrunning its consumers waits (backpressure) instead of growing memory.
-Hand-written rather than a library because no maintained in-process STOMP/JMS broker for asyncio
-exists; it is deliberately small.
+It is deliberately small (why it is ours: docs/architecture.md).
 """
 
 from __future__ import annotations

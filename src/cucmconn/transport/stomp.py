@@ -13,12 +13,9 @@ command after another costs ~1 ms instead of ~40 ms.  Writes: the frames produce
 turn leave in one write; while the peer does not read (``pause_writing``) frames wait in our
 bounded buffer, where one whose deadline passes is dropped, never written late.
 
-Why not aiostomp or stomp.py: the connector needs a SEND without ``content-length`` (else the
-Java side gets a BytesMessage), a read watchdog that detects half-open links (aiostomp sends
-heart-beats but never checks the broker's), receipts (aiostomp drops RECEIPT frames), a failover
-list, bounded send buffers honouring ``pause_writing`` and no task per message.  stomp.py is
-threaded.  The wire rules live in ``stompsession.py``; this module only moves bytes and runs the
-timers (heart-beat, watchdog) and the reconnect loop.  Works on asyncio and uvloop.
+Why not aiostomp or stomp.py: docs/architecture.md.  The wire rules live in ``stompsession.py``;
+this module only moves bytes and runs the timers (heart-beat, watchdog) and the reconnect loop.
+Works on asyncio and uvloop.
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ States::
       ^                            |  ERROR -> BrokerFailure                          |
       +------------------------ new_connection() (after any link loss) <--------------+
 
-Written by hand because the STOMP libraries for Python each bundle their own I/O (threads in
-stomp.py, a fixed asyncio protocol in aiostomp) and none exposes the session separately.
+Why it is ours and not a STOMP library's: docs/architecture.md.
 """
 
 from __future__ import annotations

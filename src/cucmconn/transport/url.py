@@ -38,6 +38,7 @@ class Endpoint:
 
     @property
     def ssl(self) -> bool:
+        """True for a TLS endpoint (``stomp+ssl://``, ``aiostomp+ssl://``)."""
         return self.scheme.endswith("+ssl")
 
     def __str__(self) -> str:
@@ -56,6 +57,7 @@ class TransportURL:
 
     @property
     def failover(self) -> bool:
+        """True when the URL lists more than one broker (``failover:(a,b)``)."""
         return len(self.endpoints) > 1
 
     @property
@@ -64,6 +66,7 @@ class TransportURL:
         return self.failover_policy or FailoverPolicy()
 
     def display(self) -> str:
+        """The URL as logs and reprs show it: schemes, hosts and ports, never a credential."""
         if self.scheme == "memory":
             return f"memory://{self.name}"
         inner = ",".join(str(e) for e in self.endpoints)

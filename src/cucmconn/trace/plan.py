@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..codec import decode_event
-from ..codec.commands import COMMANDS, parse_command
+from ..codec.commands import COMMANDS, PROBES, parse_command
 from ..codec.events import DialogState, Event, InboundCall
 from ..errors import ProtocolError
 from .format import Trace, TraceRecord
@@ -32,7 +32,7 @@ __all__ = [
     "plan_trace",
 ]
 
-KEEPALIVE = frozenset({"Hello", "Beat"})
+KEEPALIVE = PROBES
 """Commands sent by timers; they share one answer queue and never anchor unsolicited events."""
 
 TIMESTAMP = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})([ T])(\d{2}):(\d{2}):(\d{2})\b")

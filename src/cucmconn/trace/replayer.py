@@ -39,7 +39,7 @@ from ..errors import ProtocolError
 from ..transport import Message, Transport, open_transport
 from ..transport.base import queue as queue_destination
 from .format import Trace, read_trace
-from .plan import CommandPlan, PlannedEvent, TracePlan, command_key, plan_trace
+from .plan import KEEPALIVE, CommandPlan, PlannedEvent, TracePlan, command_key, plan_trace
 from .remap import Remap
 
 __all__ = ["Replayer", "ReplayerStats"]
@@ -276,7 +276,7 @@ class Replayer:
             self._push(due, dest, planned, message.correlation_id)
 
     def _match(self, name: str, target: str) -> CommandPlan | None:
-        keepalive = name in ("Hello", "Beat")
+        keepalive = name in KEEPALIVE
         waiting = self._queues.get(command_key(name, target))
         if waiting:
             plan = waiting.popleft()

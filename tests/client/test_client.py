@@ -26,7 +26,7 @@ from cucmconn import (
     SystemStatus,
 )
 from cucmconn.client.slots import Slots
-from cucmconn.client.stats import LatencyHistogram
+from cucmconn.client.stats import LatencyHistogram, StatsCounters
 from cucmconn.transport.memory import MemoryTransport
 from tests.fakeconnector import NOW, FakeCommand, FakeConnector, Reply
 from tests.waiting import waiter
@@ -712,3 +712,21 @@ async def test_no_call_data_in_logs_above_debug(
     assert loud  # something was logged above DEBUG (connect, timeout)
     assert "5550199" not in loud and "8675309" not in loud
     assert any("5550199" in r.getMessage() for r in caplog.records)  # bodies only at DEBUG
+
+
+def test_each_outcome_has_one_counter() -> None:
+    """StatsCounters.count_outcome is the one outcome -> counter mapping the pending table and
+    the early-ending paths share: each outcome moves its own counter and no other."""
+    fields = {
+        "answered": "answered",
+        "error": "errors",
+        "timeout": "timeouts",
+        "unavailable": "service_unavailable",
+        "connection_lost": "connection_lost",
+        "cancelled": "cancelled",
+    }
+    for outcome, field in fields.items():
+        counters = StatsCounters()
+        counters.count_outcome(outcome)
+        counts = {name: getattr(counters, name) for name in fields.values()}
+        assert counts == {name: int(name == field) for name in fields.values()}, outcome

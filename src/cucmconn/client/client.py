@@ -555,15 +555,7 @@ class Client:
 
     def _ended_early(self, name: str, target: str, outcome: Outcome, issued_at: float) -> None:
         """Count a command that ended before it got an id (queued, link down, out of service)."""
-        stats = self._stats
-        if outcome == "connection_lost":
-            stats.connection_lost += 1
-        elif outcome == "unavailable":
-            stats.service_unavailable += 1
-        elif outcome == "timeout":
-            stats.timeouts += 1
-        else:
-            stats.cancelled += 1
+        self._stats.count_outcome(outcome)
         if self._observers:
             duration = asyncio.get_running_loop().time() - issued_at
             self._observers.command_finished(CommandFinished(name, target, None, outcome, duration))

@@ -240,19 +240,7 @@ class PendingTable:
         order.append(entry.correlation_id)
         if len(order) > FINISHED_MEMORY:
             self._finished.pop(order.popleft(), None)
-        stats = self._stats
-        if outcome == "answered":
-            stats.answered += 1
-        elif outcome == "error":
-            stats.errors += 1
-        elif outcome == "timeout":
-            stats.timeouts += 1
-        elif outcome == "unavailable":
-            stats.service_unavailable += 1
-        elif outcome == "connection_lost":
-            stats.connection_lost += 1
-        else:
-            stats.cancelled += 1
+        self._stats.count_outcome(outcome)
         if self.on_finish is not None:
             self.on_finish(entry, outcome, code)
         return True

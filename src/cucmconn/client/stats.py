@@ -123,6 +123,24 @@ class StatsCounters:
         self.events_received = 0
         self.latency = LatencyHistogram()
 
+    def count_outcome(self, outcome: str) -> None:
+        """Count one command's end under its outcome (``answered``, ``error``, ``timeout``,
+        ``unavailable``, ``connection_lost``; anything else is ``cancelled``): the one mapping
+        from an outcome to its counter, for commands that ended in the pending table and for
+        those that ended before they got an id."""
+        if outcome == "answered":
+            self.answered += 1
+        elif outcome == "error":
+            self.errors += 1
+        elif outcome == "timeout":
+            self.timeouts += 1
+        elif outcome == "unavailable":
+            self.service_unavailable += 1
+        elif outcome == "connection_lost":
+            self.connection_lost += 1
+        else:
+            self.cancelled += 1
+
 
 class ClientStats(msgspec.Struct, frozen=True, gc=False):
     """A snapshot of :class:`StatsCounters`, safe to keep, compare or serialise.

@@ -104,6 +104,7 @@ class BrokerStatus:
     log_path: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The status as plain JSON-ready values (``cucmconn broker status --json``)."""
         return asdict(self)
 
 
@@ -305,14 +306,17 @@ class LocalActiveMQ:
 
     @property
     def conf_dir(self) -> Path:
+        """The broker's configuration (activemq.xml and friends), written under ``base_dir``."""
         return self.base_dir / "conf"
 
     @property
     def data_dir(self) -> Path:
+        """The broker's data directory under ``base_dir`` (its log among it); writable."""
         return self.base_dir / "data"
 
     @property
     def log_path(self) -> Path:
+        """The broker's log file (where to look when it will not start)."""
         return self.data_dir / "activemq.log"
 
     @property
@@ -322,18 +326,22 @@ class LocalActiveMQ:
 
     @property
     def pid_path(self) -> Path:
+        """Where the broker's pid is kept, so that another process can stop it."""
         return self.base_dir / "activemq.pid"
 
     @property
     def state_path(self) -> Path:
+        """The ports and options of the running broker (JSON), read back by ``from_state``."""
         return self.base_dir / "broker.json"
 
     @property
     def stomp_url(self) -> str:
+        """The STOMP connector's URL, as cucmconn's clients take it."""
         return f"stomp://{self.host}:{self.stomp_port}"
 
     @property
     def stomp_ssl_url(self) -> str | None:
+        """The STOMP+TLS connector's URL, or None when the broker has none."""
         return (
             None
             if self.stomp_ssl_port is None
@@ -342,6 +350,7 @@ class LocalActiveMQ:
 
     @property
     def openwire_url(self) -> str:
+        """The OpenWire connector's URL (for Java JMS peers such as the real connector)."""
         return f"tcp://{self.host}:{self.openwire_port}"
 
     def __repr__(self) -> str:
@@ -360,9 +369,11 @@ class LocalActiveMQ:
 
     @property
     def running(self) -> bool:
+        """True while a broker process of this directory is alive."""
         return self.pid is not None
 
     def status(self) -> BrokerStatus:
+        """Is it running, and do its ports accept connections (``cucmconn broker status``)."""
         return BrokerStatus(
             running=self.running,
             pid=self.pid,

@@ -88,6 +88,8 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``cucmconn broker start|stop|status`` (also ``python -m cucmconn.broker``); returns the
+    exit code."""
     args = build_parser().parse_args(argv)
     base = args.dir if args.dir is not None else default_base_dir()
     try:

@@ -90,6 +90,7 @@ class Faults:
 
     @property
     def mangles(self) -> bool:
+        """True when any delivery fault (drop, duplicate, reorder) is switched on."""
         return bool(self.drop_rate or self.duplicate_rate or self.reorder_rate)
 
 
@@ -222,6 +223,7 @@ class Front:
 
     @property
     def backlog(self) -> int:
+        """Commands received and not yet executed (the inbox): how far behind the emulator is."""
         return len(self._inbox)
 
     @property
@@ -232,6 +234,7 @@ class Front:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect if needed, subscribe to the command queue, then start executing commands."""
         if not self.transport.connected:
             await self.transport.connect()
         self.transport.set_listener(_LinkLog(self.transport, self.counters))
@@ -242,6 +245,7 @@ class Front:
         )
 
     async def stop(self) -> None:
+        """Stop executing, fail what was queued for delivery, unsubscribe and close the link."""
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()

@@ -249,6 +249,8 @@ class CucmModel:
 
     @property
     def in_service(self) -> bool:
+        """True while the virtual CUCM is up (Hello/Beat answer IN_SERVICE); False after an
+        outage is set, when agent commands are refused as the real connector does."""
         return self._in_service
 
     @property
@@ -263,10 +265,13 @@ class CucmModel:
 
     @property
     def known_clients(self) -> tuple[str, ...]:
+        """Client destinations that sent a command, least recent first (bounded): whom an
+        IN_SERVICE / OUT_OF_SERVICE change is announced to."""
         return tuple(self._clients)
 
     @property
     def free_agents(self) -> int:
+        """How many logged-in agents are READY with no call (who can take a customer's call)."""
         return len(self._free)
 
     def pick_free_agent(self, rng: random.Random) -> str | None:

@@ -103,14 +103,17 @@ class TraceRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     @property
     def jms_type(self) -> str:
+        """The recorded JMSType (``type`` header): ``Login#1001`` for a command; ``""`` if none."""
         return self.headers.get("type", "")
 
     @property
     def correlation_id(self) -> str | None:
+        """The recorded JMSCorrelationID, pairing a command with its answers; None if none."""
         return self.headers.get("correlation-id") or None
 
     @property
     def reply_to(self) -> str | None:
+        """The recorded JMSReplyTo of a command (where it asked to be answered); None if none."""
         return self.headers.get("reply-to") or None
 
     @property
@@ -120,9 +123,11 @@ class TraceRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     @property
     def is_event(self) -> bool:
+        """A message the client received (``dir`` ``in``): an event or an answer."""
         return self.dir == "in"
 
     def raw_body(self) -> bytes:
+        """The body's bytes as they crossed the wire (from ``body_b64`` when not text)."""
         if self.body_b64 is not None:
             return base64.b64decode(self.body_b64)
         return self.body.encode("utf-8")
@@ -137,9 +142,11 @@ class Trace(msgspec.Struct):
     """Records the recorder could not keep (its queue overflowed), from the end line."""
 
     def commands(self) -> list[TraceRecord]:
+        """The client's commands, in recorded order."""
         return [r for r in self.records if r.is_command]
 
     def events(self) -> list[TraceRecord]:
+        """What the client received, in recorded order."""
         return [r for r in self.records if r.is_event]
 
 

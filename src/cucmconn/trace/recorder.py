@@ -384,6 +384,8 @@ class RecordingTransport(ForwardingTransport):
             self.recorder.start(self.inner.display_url)
 
     async def connect(self) -> None:
+        """Start the recorder (its header names the link by URL, never a credential), then connect
+        ``inner``."""
         self._ensure_started()
         await self.inner.connect()
 
@@ -443,6 +445,7 @@ class RecordingTransport(ForwardingTransport):
     async def subscribe(
         self, destination: str, handler: MessageHandler, *, prefetch: int = 1000
     ) -> str:
+        """Subscribe on ``inner`` with a handler that records each message, then delivers it."""
         self._ensure_started()
         record = self.recorder.record_received
 

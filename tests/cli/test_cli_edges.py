@@ -5,7 +5,11 @@ advice that agrees with the hint under it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from rich.console import Console
 from cucmconn import Client, CommandError, Emulator
 from cucmconn.cli.compare import render_comparison
 from cucmconn.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from cucmconn.cli.main import main as cli_main
 from cucmconn.cli.send import what_to_do
 from cucmconn.transport.memory import MemoryBroker
 from tests.cli.conftest import cli, run_module
@@ -79,6 +84,57 @@ def test_global_options_before_emulate() -> None:
     assert "unrecognized arguments" not in proc.stderr
     assert proc.returncode == EXIT_USAGE, proc.stderr  # it ran, and could not reach the broker
     assert "127.0.0.1:9" in proc.stderr
+
+
+def _option_help(text: str, flag: str) -> str:
+    """The help of one option in an argparse --help text, joined onto one line."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(flag))
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith(" " * 10) or line.strip().startswith("-"):
+            break
+        block.append(line)
+    return " ".join(" ".join(block).split())
+
+
+def test_emulate_declares_the_shared_options_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """emulate's -v, --loop and --queue are the declarations every command shares (issue 12),
+    and its --url keeps its broker default, said in the help."""
+    assert cli_main(["emulate", "--help"]) == EXIT_OK
+    emulate = capsys.readouterr().out
+    assert cli_main(["load", "--help"]) == EXIT_OK
+    load = capsys.readouterr().out
+    for flag in ("-v, --verbose", "--loop", "--queue"):
+        assert _option_help(emulate, flag) == _option_help(load, flag), flag
+    assert "default Connector1" in _option_help(emulate, "--queue")
+    assert "uvloop when installed" in _option_help(emulate, "--loop")
+    assert "default stomp://127.0.0.1:61613" in _option_help(emulate, "--url")
+
+
+def test_python_m_cucmconn_emulator_is_the_emulate_command() -> None:
+    """The package's -m entry is an alias: the same parser, options and exit codes."""
+    env = {**os.environ, "COLUMNS": "120"}
+    run = functools.partial(
+        subprocess.run, capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    proc = run([sys.executable, "-m", "cucmconn.emulator", "--help"])
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert "usage: cucmconn emulate" in proc.stdout and "--loop" in proc.stdout
+    proc = run([sys.executable, "-m", "cucmconn.emulator", "--licenses", "-1"])
+    assert proc.returncode == EXIT_USAGE and "must be >= 0" in proc.stderr
+    proc = run([sys.executable, "-m", "cucmconn.emulator", "--url", "stomp://127.0.0.1:9"])
+    assert proc.returncode == EXIT_USAGE and "127.0.0.1:9" in proc.stderr
+
+
+def test_probe_and_replay_share_the_queue_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["load", "--help"]) == EXIT_OK
+    load = _option_help(capsys.readouterr().out, "--queue")
+    for command in (["probe"], ["replay"]):
+        assert cli_main([*command, "--help"]) == EXIT_OK
+        assert _option_help(capsys.readouterr().out, "--queue") == load, command
+    assert cli_main(["probe"]) == EXIT_USAGE  # --url stays required there
+    assert "--url" in capsys.readouterr().err
 
 
 def test_every_command_documents_the_same_exit_codes() -> None:

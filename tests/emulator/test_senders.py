@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cucmconn import Emulator
-from cucmconn.emulator import main as emulate_main
+from cucmconn.cli.main import main as cli_main
 from cucmconn.emulator.senders import SenderPolicy, default_topics, load_owners
 from cucmconn.transport import Message, open_transport
 from cucmconn.transport.memory import MemoryTransport
@@ -86,8 +86,7 @@ def test_owners_file_bare_or_users_file(tmp_path: Path) -> None:
 def test_owners_need_require_sender() -> None:
     with pytest.raises(ValueError, match="require_sender"):
         Emulator(owners={"crm1": ["crm1"]})
-    with pytest.raises(SystemExit):
-        emulate_main(["--owners", "/nonexistent.json"])
+    assert cli_main(["emulate", "--owners", "/nonexistent.json"]) == 2
 
 
 async def test_front_refuses_a_sender_that_does_not_own_the_reply_topic(

@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 
@@ -25,10 +25,14 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "Options",
     "StopSignal",
     "add_connection_options",
+    "add_emulator_switch",
     "add_global_options",
+    "add_queue_option",
     "add_record_option",
+    "add_url_option",
     "non_negative",
     "non_negative_int",
     "positive",
@@ -60,6 +64,18 @@ def stdout_console() -> Console:
 # -- options ---------------------------------------------------------------------------------------
 
 
+class Options(Protocol):
+    """Where an option is declared: a parser, or one of its argument groups."""
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action:
+        """Declare one option (argparse's method)."""
+        ...
+
+    def add_mutually_exclusive_group(self, *, required: bool = False) -> Any:
+        """A group of options of which at most one may be given (argparse's method)."""
+        ...
+
+
 def add_global_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     """``-v`` and ``--loop``: accepted before the command and after it.
 
@@ -87,13 +103,14 @@ def add_connection_options(
     ttl: bool = True,
     destination_help: str = "this client's destination (topic); default: a unique name",
 ) -> None:
-    """The options that say where the connector is: declared once for load, demo, send, watch."""
-    parser.add_argument(
-        "--url",
-        default="memory://",
-        help="broker URL (default memory://, in-process); e.g. stomp://127.0.0.1:61613",
-    )
-    parser.add_argument("--queue", default="Connector1", help="connector command queue")
+    """The options that say where the connector is: declared once for load, demo, send, watch.
+
+    ``--url`` and ``--queue`` are :func:`add_url_option` and :func:`add_queue_option`, which
+    ``probe``, ``replay`` and ``emulate`` use too; ``--emulate``/``--no-emulator`` is
+    :func:`add_emulator_switch`.
+    """
+    add_url_option(parser)
+    add_queue_option(parser)
     parser.add_argument("--destination", default=None, help=destination_help)
     parser.add_argument(
         "--connect-timeout",
@@ -108,14 +125,49 @@ def add_connection_options(
             default=10.0,
             help="seconds a command may wait for its answer (default 10)",
         )
-    emu = parser.add_mutually_exclusive_group()
-    emu.add_argument(
-        "--emulate",
-        dest="emulate",
-        action="store_true",
-        default=None,
-        help="run the connector emulator in this process on the same URL (default on memory://)",
+    add_emulator_switch(parser)
+
+
+_URL_HELP = "broker URL (default memory://, in-process); e.g. stomp://127.0.0.1:61613"
+
+
+def add_url_option(
+    parser: Options,
+    *,
+    default: str | None = "memory://",
+    required: bool = False,
+    help_text: str = _URL_HELP,
+) -> None:
+    """``--url``: the broker the command talks to (``memory://`` unless the command says).
+
+    One declaration of the flag for every command; a command whose URL cannot default (probe)
+    makes it required, one that serves others (emulate) defaults to a real broker.
+    """
+    parser.add_argument(
+        "--url", default=None if required else default, required=required, help=help_text
     )
+
+
+def add_queue_option(
+    parser: Options,
+    *,
+    help_text: str = "connector command queue (default Connector1)",
+) -> None:
+    """``--queue``: the connector's command queue, ``Connector1`` as the connector ships."""
+    parser.add_argument("--queue", default="Connector1", help=help_text)
+
+
+def add_emulator_switch(
+    parser: Options,
+    *,
+    help_text: str = (
+        "run the connector emulator in this process on the same URL (default on memory://)"
+    ),
+) -> None:
+    """``--emulate`` / ``--no-emulator``: ``args.emulate`` is True, False, or None (the
+    command decides: an emulator on ``memory://``, none elsewhere)."""
+    emu = parser.add_mutually_exclusive_group()
+    emu.add_argument("--emulate", dest="emulate", action="store_true", default=None, help=help_text)
     emu.add_argument(
         "--no-emulator",
         dest="emulate",

@@ -28,8 +28,7 @@ except ModuleNotFoundError as _exc:
 
 from ..broker.cli import main as broker_main
 from ..client import loop as loops
-from ..emulator.main import main as emulator_main
-from . import demo, load, probe, replay, send, watch
+from . import demo, emulate, load, probe, replay, send, watch
 from .common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -43,7 +42,7 @@ from .session import CannotConnect
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "main_async"]
 
-_DELEGATED = ("emulate", "broker")
+_DELEGATED = ("broker",)
 _EPILOG = f"""\
 examples:
   cucmconn demo                              a contact centre in one process, no broker needed
@@ -62,7 +61,7 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line; ``emulate`` and ``broker`` are listed, their parsers are theirs."""
+    """The whole command line; ``broker`` is listed, its parser is the broker package's."""
     parser = argparse.ArgumentParser(
         prog="cucmconn",
         description=(
@@ -75,12 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (demo, load, watch, send, replay, probe):
+    for module in (demo, load, watch, send, replay, probe, emulate):
         sub = module.add_parser(commands)
         add_global_options(sub)
-    commands.add_parser(
-        "emulate", help="run the connector emulator (see: cucmconn emulate --help)", add_help=False
-    )
     commands.add_parser(
         "broker",
         help="start|stop|status a local ActiveMQ (see: cucmconn broker --help)",
@@ -120,16 +116,13 @@ def _is_v(token: str) -> bool:
     return len(token) > 1 and token[0] == "-" and set(token[1:]) == {"v"}
 
 
-def _delegate(name: str, head: Sequence[str], argv: Sequence[str]) -> int:
-    """``emulate`` and ``broker`` belong to their packages; their ``main`` sees the rest of argv.
+def _delegate(argv: Sequence[str]) -> int:
+    """``broker`` belongs to its package; its ``main`` sees the rest of argv.
 
-    Global options given before the command reach ``emulate`` (it has an event loop and logs);
-    ``broker`` runs no loop, so they do not concern it.
+    It runs no event loop and logs nothing, so global options given before it do not concern it.
     """
     try:
-        if name == "broker":
-            return broker_main(list(argv))
-        return int(emulator_main([*argv, *head]) or 0)
+        return broker_main(list(argv))
     except SystemExit as exc:  # argparse's --help / usage errors inside the delegate
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
@@ -189,9 +182,9 @@ def _run(coro: Coroutine[Any, Any, int], loop: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: parse, set up logging, run on uvloop when installed, map Ctrl-C."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    head, rest = _split_globals(argv)
+    _, rest = _split_globals(argv)
     if rest and rest[0] in _DELEGATED:
-        return _delegate(rest[0], head, rest[1:])
+        return _delegate(rest[1:])
     args = _parse(argv)
     if isinstance(args, int):
         return args

@@ -38,7 +38,15 @@ from ..errors import ConnectorError, ProtocolError
 from ..transport import Message, Transport, open_transport, parse_url, queue, redact_url, topic
 from ..transport.stompsession import BrokerFailure, Connected, StompSession
 from ..transport.url import Endpoint
-from .common import EXIT_FAILED, EXIT_OK, positive, stderr_console, stdout_console
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_queue_option,
+    add_url_option,
+    positive,
+    stderr_console,
+    stdout_console,
+)
 
 __all__ = ["Check", "ProbeReport", "add_parser", "run_probe"]
 
@@ -680,8 +688,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", required=True, help="broker URL, e.g. stomp://host:61613")
-    parser.add_argument("--queue", default="Connector1", help="connector command queue")
+    add_url_option(parser, required=True, help_text="broker URL, e.g. stomp://host:61613")
+    add_queue_option(parser)
     parser.add_argument("--agent", default=None, metavar="EXT", help="also GetState this agent")
     parser.add_argument(
         "--login", action="store_true", help="with --agent: Login first, Logout after"

@@ -20,7 +20,17 @@ import msgspec
 
 from ..trace import Replayer, read_trace
 from ..trace.check import check_trace, load_expected, render
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, StopSignal, positive, stderr_console
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    StopSignal,
+    add_emulator_switch,
+    add_queue_option,
+    add_url_option,
+    positive,
+    stderr_console,
+)
 
 __all__ = ["add_parser", "parse_option"]
 
@@ -72,10 +82,10 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("trace", metavar="TRACE", help="a trace file (JSON Lines)")
-    parser.add_argument(
-        "--url", default=None, help="broker URL (replay: required; --check: default memory://)"
+    add_url_option(
+        parser, default=None, help_text="broker URL (replay: required; --check: default memory://)"
     )
-    parser.add_argument("--queue", default="Connector1", help="connector command queue")
+    add_queue_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     replay = parser.add_argument_group("replay")
     replay.add_argument("--speed", type=positive, default=1.0, help="divide recorded delays")
@@ -99,15 +109,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="FILE",
         help="JSON list of expected differences ({command, event, field, reason})",
     )
-    emu = check.add_mutually_exclusive_group()
-    emu.add_argument(
-        "--emulate",
-        dest="emulate",
-        action="store_true",
-        default=None,
-        help="run the emulator in this process (default on memory://)",
-    )
-    emu.add_argument("--no-emulator", dest="emulate", action="store_false")
+    add_emulator_switch(check, help_text="run the emulator in this process (default on memory://)")
     check.add_argument(
         "--emulator-option",
         action="append",

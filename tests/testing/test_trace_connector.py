@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from cucmconn import CommandError
-from cucmconn.testing import ScenarioTimeout
+from cucmconn.emulator import Scenario
+from cucmconn.testing import Connector, ScenarioTimeout, TraceConnector
+from cucmconn.testing.checks import ScenarioChecks
 
 GUIDE = Path(__file__).resolve().parents[1] / "traces" / "guide.jsonl"
 
@@ -50,3 +52,21 @@ async def test_a_command_the_trace_cannot_answer_and_a_fault(connector_from_trac
         await client.agent("42031").login()  # the recorded answer was kept for this one
         with pytest.raises(ScenarioTimeout, match=r"(?s)expected MakeCall.*-> Login#42031"):
             await replay.wait_for("MakeCall", within=0.1)
+
+
+def test_both_doubles_share_one_set_of_checks() -> None:
+    """Connector (an emulator) and TraceConnector (a replayed trace) wait and read the history
+    through one definition (issue 12), not two copies of the same wrappers."""
+    for name in ("wait_for", "wait_for_event", "until", "transcript", "commands", "events"):
+        shared = ScenarioChecks.__dict__[name]
+        assert name not in Connector.__dict__ and name not in TraceConnector.__dict__, name
+        assert getattr(Connector, name) is getattr(TraceConnector, name) is shared, name
+
+
+async def test_scenario_until_says_what_it_expected() -> None:
+    """Scenario.until takes the same keywords as the doubles' until and words the timeout
+    the same way ("expected <what>"), so the doubles need no adapter."""
+    scenario = Scenario(history=10, event_format="default", clock=lambda: 0.0)
+    with pytest.raises(ScenarioTimeout, match=r"^expected the agent ready: not seen within 0.05 s"):
+        await scenario.until(lambda: False, within=0.05, what="the agent ready")
+    await scenario.until(lambda: True)

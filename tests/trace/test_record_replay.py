@@ -17,8 +17,9 @@ from cucmconn import (
     SystemStatus,
 )
 from cucmconn.trace import Replayer, TraceError, TraceRecorder, read_trace
-from cucmconn.trace.format import redact_command_body
+from cucmconn.trace.format import TraceRecord, redact_command_body
 from cucmconn.trace.plan import plan_trace
+from cucmconn.transport.base import Message, correlation_id_of, jms_type_of, reply_to_of
 from tests.activemq import BrokerHandle
 from tests.scenario import AGENTS, CUSTOMER, application, normalised
 
@@ -177,3 +178,28 @@ def test_a_bad_trace_is_refused_with_its_line(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(TraceError, match="empty"):
         read_trace(path)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"type": "Login#1001", "correlation-id": "c7", "reply-to": "/topic/desk"},
+        {"type": "", "correlation-id": "", "reply-to": ""},
+        {},
+    ],
+)
+def test_a_record_and_a_message_read_the_jms_headers_alike(headers: dict[str, str]) -> None:
+    """One reading of JMSType, JMSCorrelationID and JMSReplyTo (transport.base), used by the live
+    Message and by a trace's TraceRecord: an empty id or reply-to is None on both."""
+    message = Message("/queue/Connector1", b"", headers)
+    record = TraceRecord(
+        dir="out", seq=1, wall=0.0, mono=0.0, dest="/queue/Connector1", headers=headers
+    )
+    expected = (
+        headers.get("type", ""),
+        headers.get("correlation-id") or None,
+        headers.get("reply-to") or None,
+    )
+    assert (message.jms_type, message.correlation_id, message.reply_to) == expected
+    assert (record.jms_type, record.correlation_id, record.reply_to) == expected
+    assert (jms_type_of(headers), correlation_id_of(headers), reply_to_of(headers)) == expected

@@ -311,7 +311,7 @@ class Emulator:
         recent commands and events otherwise.
         """
         __tracebackhide__ = True  # pytest: show the test's line, not ours
-        await self._control().until(check, within, f"expected {what}")
+        await self._control().until(check, within=within, what=what)
 
     async def wait_for_event(
         self,

@@ -285,11 +285,14 @@ class Scenario:
 
     # -- waiting ---------------------------------------------------------------------------
 
-    async def until(self, check: Callable[[], bool], within: float, what: str) -> None:
+    async def until(
+        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
+    ) -> None:
         """Return once ``check()`` holds: tested after every command and event, and every
         ``POLL`` seconds for conditions on the application's own state.
 
-        Raises ScenarioTimeout naming ``what`` and showing the recent history otherwise.
+        Raises ScenarioTimeout saying "expected ``what``" and showing the recent history
+        otherwise.
         """
         __tracebackhide__ = True  # pytest: show the test's line, not ours
         if not within > 0:
@@ -300,7 +303,7 @@ class Scenario:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise ScenarioTimeout(
-                    f"{what}: not seen within {within:g} s\n"
+                    f"expected {what}: not seen within {within:g} s\n"
                     f"recent commands (->) and events (<-), oldest first:\n{self.transcript()}"
                 )
             waiter: asyncio.Future[None] = loop.create_future()
@@ -347,7 +350,7 @@ class Scenario:
         what = f"{name or 'a command'}" + (f" for agent {agent}" if agent else "")
         if wanted_args is not None:
             what += f" with args {','.join(wanted_args)!r}"
-        await self.until(check, within, f"expected {what}")
+        await self.until(check, within=within, what=what)
         return found[0]
 
     async def wait_for_event(
@@ -383,7 +386,7 @@ class Scenario:
         what = f"{event or 'an event'}" + (f" for agent {agent}" if agent else "")
         if state is not None:
             what += f" in state {state}"
-        await self.until(check, within, f"expected {what}")
+        await self.until(check, within=within, what=what)
         return found[0]
 
     def _prune_claims(self) -> None:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from ..client import Client
-from ..emulator import CommandRecord, Emulator, EventRecord, Fault
+from ..emulator import Emulator, Fault
 from ..emulator.directory import DEFAULT_EXTENSIONS
 from ..transport import parse_url, redact_url
 from ..transport.memory import MemoryBroker
+from .checks import ScenarioChecks
 
 __all__ = [
     "DETERMINISTIC_EPOCH",
@@ -165,7 +166,7 @@ class CallHandle:
             )
 
 
-class Connector:
+class Connector(ScenarioChecks):
     """An emulated CUCM Connector for one test, with scenario control; see ``open_connector``.
 
     The application under test connects to ``url`` and ``queue`` (``client()`` builds such a
@@ -279,57 +280,8 @@ class Connector:
         """The next matching command runs and each event of its answer comes twice."""
         return self.emulator.answer_next_twice(command, agent, times=times)
 
-    # -- checking ----------------------------------------------------------------------------
-
-    async def wait_for(
-        self,
-        command: str | None = None,
-        agent: str | None = None,
-        *,
-        args: Iterable[str] | None = None,
-        within: float = 5.0,
-    ) -> CommandRecord:
-        """Wait until the application sent ``command`` (for ``agent``); its record.
-
-        Each record is returned once, even if it arrived before the call.  On timeout, raises
-        an AssertionError showing the recent commands and events.
-        """
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        return await self.emulator.wait_for(command, agent, args=args, within=within)
-
-    async def wait_for_event(
-        self,
-        event: str | None = None,
-        agent: str | None = None,
-        *,
-        state: str | None = None,
-        within: float = 5.0,
-    ) -> EventRecord:
-        """Wait until the connector sent ``event`` (class name) for ``agent`` in ``state``."""
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        return await self.emulator.wait_for_event(event, agent, state=state, within=within)
-
-    async def until(
-        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
-    ) -> None:
-        """Wait until ``check()`` holds (say, the application published a result); on timeout
-        an AssertionError names ``what`` and shows the recent commands and events."""
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        await self.emulator.until(check, within=within, what=what)
-
-    @property
-    def commands(self) -> tuple[CommandRecord, ...]:
-        """The commands received, oldest first (bounded by ``history``)."""
-        return self.emulator.commands
-
-    @property
-    def events(self) -> tuple[EventRecord, ...]:
-        """The events sent, oldest first (bounded by ``history``)."""
-        return self.emulator.events
-
-    def transcript(self, limit: int = 20) -> str:
-        """The last ``limit`` commands and events, one per line."""
-        return self.emulator.transcript(limit)
+    def _scenario_control(self) -> Emulator:
+        return self.emulator
 
 
 class ClientFactory:

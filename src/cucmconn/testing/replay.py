@@ -13,23 +13,24 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..client import Client
-from ..emulator import CommandRecord, EventRecord, Fault, Scenario
+from ..emulator import Fault, Scenario
 from ..emulator.scenario import Tap
 from ..trace import Replayer, ReplayerStats
 from ..transport import open_transport, parse_url, redact_url
 from ..transport import queue as queue_destination
 from ..transport.memory import MemoryBroker
+from .checks import ScenarioChecks
 
 __all__ = ["TraceConnector", "open_trace_connector"]
 
 DEFAULT_HISTORY = 500
 
 
-class TraceConnector:
+class TraceConnector(ScenarioChecks):
     """A trace played back as the connector of one test; see ``open_trace_connector``.
 
     The application connects to ``url`` and ``queue`` (``client()`` builds such a client);
@@ -53,37 +54,6 @@ class TraceConnector:
         """What the replayer answered, and what of the trace is left."""
         return self.replayer.stats()
 
-    async def wait_for(
-        self,
-        command: str | None = None,
-        agent: str | None = None,
-        *,
-        args: Iterable[str] | None = None,
-        within: float = 5.0,
-    ) -> CommandRecord:
-        """Wait until the application sent ``command`` (for ``agent``); as Connector.wait_for."""
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        return await self._scenario.wait_for(command, agent, args=args, within=within)
-
-    async def wait_for_event(
-        self,
-        event: str | None = None,
-        agent: str | None = None,
-        *,
-        state: str | None = None,
-        within: float = 5.0,
-    ) -> EventRecord:
-        """Wait until the replayer sent ``event`` (class name) for ``agent`` in ``state``."""
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        return await self._scenario.wait_for_event(event, agent, state=state, within=within)
-
-    async def until(
-        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
-    ) -> None:
-        """Wait until ``check()`` holds; on timeout an AssertionError shows the history."""
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        await self._scenario.until(check, within, f"expected {what}")
-
     def fail_next(
         self,
         command: str | None = None,
@@ -96,19 +66,8 @@ class TraceConnector:
         (the recorded answer stays for the command after it)."""
         return self._scenario.arm(Fault("fail", command, agent, code=code, times=times))
 
-    @property
-    def commands(self) -> tuple[CommandRecord, ...]:
-        """The commands received, oldest first."""
-        return self._scenario.commands
-
-    @property
-    def events(self) -> tuple[EventRecord, ...]:
-        """The events sent, oldest first."""
-        return self._scenario.events
-
-    def transcript(self, limit: int = 20) -> str:
-        """The last ``limit`` commands and events, one per line."""
-        return self._scenario.transcript(limit)
+    def _scenario_control(self) -> Scenario:
+        return self._scenario
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ import msgspec
 from ..codec.commands import ALIASES, COMMANDS, canonical_command
 from ..codec.text import decode_text
 from ..errors import ProtocolError
+from ..transport.base import correlation_id_of, jms_type_of, reply_to_of
 from ..transport.url import redact_url
 
 __all__ = [
@@ -104,17 +105,17 @@ class TraceRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     @property
     def jms_type(self) -> str:
         """The recorded JMSType (``type`` header): ``Login#1001`` for a command; ``""`` if none."""
-        return self.headers.get("type", "")
+        return jms_type_of(self.headers)
 
     @property
     def correlation_id(self) -> str | None:
         """The recorded JMSCorrelationID, pairing a command with its answers; None if none."""
-        return self.headers.get("correlation-id") or None
+        return correlation_id_of(self.headers)
 
     @property
     def reply_to(self) -> str | None:
         """The recorded JMSReplyTo of a command (where it asked to be answered); None if none."""
-        return self.headers.get("reply-to") or None
+        return reply_to_of(self.headers)
 
     @property
     def is_command(self) -> bool:

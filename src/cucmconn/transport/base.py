@@ -27,8 +27,11 @@ __all__ = [
     "MessageHandler",
     "Transport",
     "TransportListener",
+    "correlation_id_of",
     "expires_at",
+    "jms_type_of",
     "queue",
+    "reply_to_of",
     "send_headers",
     "topic",
 ]
@@ -101,6 +104,25 @@ def send_headers(
     return out
 
 
+def jms_type_of(headers: Mapping[str, str]) -> str:
+    """The JMSType (STOMP ``type`` header): the connector's event or command kind, such as
+    ``Login#1001``; ``""`` when absent.  Read the same way from a live :class:`Message` and
+    from a recorded trace line."""
+    return headers.get("type", "")
+
+
+def correlation_id_of(headers: Mapping[str, str]) -> str | None:
+    """JMSCorrelationID (``correlation-id``): what ties an answer to its command; None when
+    absent or empty."""
+    return headers.get("correlation-id") or None
+
+
+def reply_to_of(headers: Mapping[str, str]) -> str | None:
+    """JMSReplyTo (``reply-to``): where the connector should answer a command; None when
+    absent or empty."""
+    return headers.get("reply-to") or None
+
+
 class Message(msgspec.Struct, eq=False, gc=False):
     """A message as delivered to a subscriber: destination, raw body bytes, headers.
 
@@ -114,19 +136,18 @@ class Message(msgspec.Struct, eq=False, gc=False):
 
     @property
     def jms_type(self) -> str:
-        """The JMSType (STOMP ``type`` header): the connector's event or command kind; ``""``
-        when absent."""
-        return self.headers.get("type", "")
+        """The JMSType (STOMP ``type`` header): see :func:`jms_type_of`."""
+        return jms_type_of(self.headers)
 
     @property
     def correlation_id(self) -> str | None:
-        """JMSCorrelationID: what ties an answer to its command; None when absent or empty."""
-        return self.headers.get("correlation-id") or None
+        """JMSCorrelationID: see :func:`correlation_id_of`."""
+        return correlation_id_of(self.headers)
 
     @property
     def reply_to(self) -> str | None:
-        """JMSReplyTo: where the connector should answer; None when absent or empty."""
-        return self.headers.get("reply-to") or None
+        """JMSReplyTo: see :func:`reply_to_of`."""
+        return reply_to_of(self.headers)
 
     @property
     def message_id(self) -> str | None:

@@ -1,0 +1,121 @@
+"""The checking half of a test double: wait for a command or an event, wait for a condition,
+read the history. Written once for :class:`~cucmconn.testing.Connector` (an emulator) and
+:class:`~cucmconn.testing.TraceConnector` (a replayed trace), which differ only in what keeps
+the history: the :class:`~cucmconn.emulator.Emulator` or the :class:`~cucmconn.emulator.Scenario`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from ..emulator import CommandRecord, EventRecord
+
+__all__ = ["ScenarioChecks", "ScenarioControl"]
+
+
+class ScenarioControl(Protocol):
+    """What keeps a double's history: an Emulator (history > 0) or a Scenario."""
+
+    async def wait_for(
+        self,
+        command: str | None = None,
+        agent: str | None = None,
+        *,
+        args: Iterable[str] | None = None,
+        within: float = 5.0,
+    ) -> CommandRecord:
+        """The first matching command not returned before."""
+        ...
+
+    async def wait_for_event(
+        self,
+        event: str | None = None,
+        agent: str | None = None,
+        *,
+        state: str | None = None,
+        within: float = 5.0,
+    ) -> EventRecord:
+        """The first matching event sent not returned before."""
+        ...
+
+    async def until(
+        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
+    ) -> None:
+        """Return once ``check()`` holds; ScenarioTimeout otherwise."""
+        ...
+
+    @property
+    def commands(self) -> tuple[CommandRecord, ...]:
+        """The commands in the history, oldest first."""
+        ...
+
+    @property
+    def events(self) -> tuple[EventRecord, ...]:
+        """The events in the history, oldest first."""
+        ...
+
+    def transcript(self, limit: int = 20) -> str:
+        """The last ``limit`` commands and events as text."""
+        ...
+
+
+class ScenarioChecks:
+    """``wait_for``, ``wait_for_event``, ``until``, ``commands``, ``events`` and ``transcript``
+    for a test double; the double says where its history is kept (:meth:`_scenario_control`).
+    """
+
+    def _scenario_control(self) -> ScenarioControl:
+        raise NotImplementedError
+
+    async def wait_for(
+        self,
+        command: str | None = None,
+        agent: str | None = None,
+        *,
+        args: Iterable[str] | None = None,
+        within: float = 5.0,
+    ) -> CommandRecord:
+        """Wait until the application sent ``command`` (for ``agent``); its record.
+
+        Each record is returned once, even if it arrived before the call.  On timeout, raises
+        an AssertionError showing the recent commands and events.
+        """
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
+        control = self._scenario_control()
+        return await control.wait_for(command, agent, args=args, within=within)
+
+    async def wait_for_event(
+        self,
+        event: str | None = None,
+        agent: str | None = None,
+        *,
+        state: str | None = None,
+        within: float = 5.0,
+    ) -> EventRecord:
+        """Wait until the connector sent ``event`` (class name) for ``agent`` in ``state``."""
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
+        control = self._scenario_control()
+        return await control.wait_for_event(event, agent, state=state, within=within)
+
+    async def until(
+        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
+    ) -> None:
+        """Wait until ``check()`` holds (say, the application published a result); on timeout
+        an AssertionError names ``what`` and shows the recent commands and events."""
+        __tracebackhide__ = True  # pytest: show the test's line, not ours
+        await self._scenario_control().until(check, within=within, what=what)
+
+    @property
+    def commands(self) -> tuple[CommandRecord, ...]:
+        """The commands received, oldest first (bounded by the history)."""
+        return self._scenario_control().commands
+
+    @property
+    def events(self) -> tuple[EventRecord, ...]:
+        """The events sent, oldest first (bounded by the history)."""
+        return self._scenario_control().events
+
+    def transcript(self, limit: int = 20) -> str:
+        """The last ``limit`` commands and events, one per line: what a failing test shows."""
+        return self._scenario_control().transcript(limit)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,8 +86,37 @@ def test_missing_compiled_codec_warns_once() -> None:
     lines = _import_without_compiled(env)
     assert lines[0] == "python"
     assert len(lines) == 2, lines
-    assert lines[1].startswith("RuntimeWarning: cucmconn: the compiled codec is not installed")
-    assert "CUCMCONN_NO_EXTENSIONS=1" in lines[1]
+    assert lines[1].startswith("RuntimeWarning: cucmconn: the compiled codec is not built")
+    assert "CUCMCONN_NO_EXTENSIONS=1" in lines[1] and "pip install -e ." in lines[1]
+
+
+def test_a_source_tree_without_a_build_says_not_built(tmp_path: Path) -> None:
+    """Importing a source tree that was never built (PYTHONPATH=src) names the missing modules
+    and the fix, not Python's "partially initialized module ... circular import" wording."""
+    package = Path(codec.__file__).resolve().parents[1]
+    shutil.copytree(package, tmp_path / "cucmconn", ignore=shutil.ignore_patterns("*.so", "*.pyd"))
+    env = {k: v for k, v in os.environ.items() if k != "CUCMCONN_NO_EXTENSIONS"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "always",
+            "-c",
+            "from cucmconn import codec, client\nprint(codec.__file__, codec.codec_backend())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**env, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    assert result.stdout.split() == [str(tmp_path / "cucmconn" / "codec" / "__init__.py"), "python"]
+    assert "circular import" not in result.stderr and "partially initialized" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "the compiled codec is not built (_ccommands, _cevents, _cstomp missing" in warnings[0]
+    assert "pip install -e ." in warnings[0]
 
 
 def test_choosing_the_twin_knowingly_is_silent() -> None:

@@ -3,13 +3,15 @@
 This is the single binding point between the Cython modules (``_cevents``, ``_cstomp``,
 ``_ccommands``, built from the ``.pyx`` files beside this one) and their pure-Python twins
 (``_pyevents``, ``_pystomp``, the functions in ``commands``).  The compiled modules are used
-unless ``CUCMCONN_NO_EXTENSIONS`` is set or they were not built; in the latter case importing
-warns once (a ``RuntimeWarning`` naming the reason), since pip hides the build's own warning.
+unless ``CUCMCONN_NO_EXTENSIONS`` is set or they were not built (or do not load); then importing
+warns once (a ``RuntimeWarning`` naming the reason and the fix), since pip hides the build's own
+warning.
 Nothing in here does I/O, reads a clock or starts a task.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from collections.abc import Callable
@@ -72,23 +74,52 @@ def extensions_disabled() -> bool:
     return os.environ.get("CUCMCONN_NO_EXTENSIONS", "") not in ("", "0")
 
 
+_COMPILED = ("_ccommands", "_cevents", "_cstomp")
+_PURE_ADVICE = (
+    "using the pure-Python codec, which is several times slower. Build it with "
+    "`pip install -e .` in a source tree (or reinstall cucmconn) with Cython and a C compiler, "
+    "or set CUCMCONN_NO_EXTENSIONS=1 to choose the pure codec knowingly."
+)
+
+
+def _not_built() -> list[str]:
+    """The compiled modules absent beside this package: not built (a source tree without a
+    build, or an install without a compiler).  Asked before importing them, because importing
+    a missing submodule of a package still being imported fails with Python's misleading
+    "partially initialized module ... circular import" message."""
+    missing = []
+    for name in _COMPILED:
+        try:
+            spec = importlib.util.find_spec(f"{__name__}.{name}")
+        except ImportError:
+            spec = None
+        if spec is None:
+            missing.append(name)
+    return missing
+
+
+def _warn_pure(reason: str) -> None:
+    warnings.warn(f"cucmconn: {reason}; {_PURE_ADVICE}", RuntimeWarning, stacklevel=3)
+
+
 _events: ModuleType = _pyevents
 _stomp: ModuleType = _pystomp
 _commands: ModuleType = commands
 _backend = "python"
 if not extensions_disabled():
-    try:
-        from . import _ccommands, _cevents, _cstomp
-    except ImportError as exc:  # not built (no compiler at install time): the twins serve
-        warnings.warn(
-            f"cucmconn: the compiled codec is not installed ({exc}); using the pure-Python "
-            "codec, which is several times slower. Reinstall with Cython and a C compiler, or "
-            "set CUCMCONN_NO_EXTENSIONS=1 to choose the pure codec knowingly.",
-            RuntimeWarning,
-            stacklevel=2,
+    _missing = _not_built()
+    if _missing:
+        _warn_pure(
+            f"the compiled codec is not built ({', '.join(_missing)} missing from "
+            f"{os.path.dirname(__file__)})"
         )
     else:
-        _events, _stomp, _commands, _backend = _cevents, _cstomp, _ccommands, "cython"
+        try:
+            from . import _ccommands, _cevents, _cstomp
+        except ImportError as exc:  # built, but will not load (another Python's build, say)
+            _warn_pure(f"the compiled codec is built but does not load ({exc})")
+        else:
+            _events, _stomp, _commands, _backend = _cevents, _cstomp, _ccommands, "cython"
 
 
 def codec_backend() -> str:

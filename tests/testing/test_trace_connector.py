@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from cucmconn import CommandError
-from cucmconn.emulator import Scenario
+from cucmconn.emulator import Emulator, Scenario
+from cucmconn.emulator.checks import ScenarioChecks
 from cucmconn.testing import Connector, ScenarioTimeout, TraceConnector
-from cucmconn.testing.checks import ScenarioChecks
 
 GUIDE = Path(__file__).resolve().parents[1] / "traces" / "guide.jsonl"
 
@@ -55,12 +55,14 @@ async def test_a_command_the_trace_cannot_answer_and_a_fault(connector_from_trac
 
 
 def test_both_doubles_share_one_set_of_checks() -> None:
-    """Connector (an emulator) and TraceConnector (a replayed trace) wait and read the history
-    through one definition (issue 12), not two copies of the same wrappers."""
+    """Connector (an emulator), TraceConnector (a replayed trace) and the Emulator itself wait
+    and read the history through one definition (issue 12), not copies of the same wrappers;
+    only the Emulator's wait_for adds something (it also waits for the answers)."""
     for name in ("wait_for", "wait_for_event", "until", "transcript", "commands", "events"):
         shared = ScenarioChecks.__dict__[name]
         assert name not in Connector.__dict__ and name not in TraceConnector.__dict__, name
         assert getattr(Connector, name) is getattr(TraceConnector, name) is shared, name
+        assert (name in Emulator.__dict__) == (name == "wait_for"), name
 
 
 async def test_scenario_until_says_what_it_expected() -> None:

@@ -21,10 +21,11 @@ import msgspec
 from ..errors import CommandError
 from ..transport import Transport, open_transport
 from ..transport import queue as queue_destination
+from .checks import ScenarioChecks
 from .directory import DEFAULT_EXTENSIONS, Directory
 from .front import Faults, Front
 from .model import CucmModel
-from .scenario import CommandRecord, EventRecord, Fault, Scenario, Tap
+from .scenario import CommandRecord, Fault, Scenario, Tap
 from .senders import SenderPolicy
 
 __all__ = ["Emulator", "EmulatorStats"]
@@ -76,7 +77,7 @@ class EmulatorStats(msgspec.Struct, frozen=True, gc=False):
     them are in use."""
 
 
-class Emulator:
+class Emulator(ScenarioChecks):
     """A connector emulator consuming ``queue`` on ``url``; use with ``async with``.
 
     ``extensions`` is the CUCM directory (``"1000-1999"``, ``"1000-1099,2000"``); ``licenses``
@@ -258,24 +259,10 @@ class Emulator:
 
     # -- scenario control (history > 0) -----------------------------------------------------
 
-    def _control(self) -> Scenario:
+    def _scenario_control(self) -> Scenario:
         if self._scenario is None:
             raise RuntimeError("scenario control is off: make the Emulator with history > 0")
         return self._scenario
-
-    @property
-    def commands(self) -> tuple[CommandRecord, ...]:
-        """The commands received, oldest first (the last ``history`` entries)."""
-        return self._control().commands
-
-    @property
-    def events(self) -> tuple[EventRecord, ...]:
-        """The events sent (and those a fault withheld), oldest first."""
-        return self._control().events
-
-    def transcript(self, limit: int = 20) -> str:
-        """The last ``limit`` commands and events as text: what a failing test shows."""
-        return self._control().transcript(limit)
 
     async def wait_for(
         self,
@@ -292,7 +279,7 @@ class Emulator:
         ScenarioTimeout (an AssertionError) showing the recent commands and events.
         """
         __tracebackhide__ = True  # pytest: show the test's line, not ours
-        control = self._control()
+        control = self._scenario_control()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         record = await control.wait_for(command, agent, args=args, within=within)
@@ -303,28 +290,6 @@ class Emulator:
             pass  # seen but still queued (a delay fault, a slow broker): the record stands
         return record
 
-    async def until(
-        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
-    ) -> None:
-        """Wait until ``check()`` holds (the application did something), re-checked on every
-        command and event and every few milliseconds; raises ScenarioTimeout showing the
-        recent commands and events otherwise.
-        """
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        await self._control().until(check, within=within, what=what)
-
-    async def wait_for_event(
-        self,
-        event: str | None = None,
-        agent: str | None = None,
-        *,
-        state: str | None = None,
-        within: float = 5.0,
-    ) -> EventRecord:
-        """Wait for an event sent (class name, agent id, state/status/error code)."""
-        __tracebackhide__ = True  # pytest: show the test's line, not ours
-        return await self._control().wait_for_event(event, agent, state=state, within=within)
-
     def fail_next(
         self,
         command: str | None = None,
@@ -334,7 +299,7 @@ class Emulator:
         times: int = 1,
     ) -> Fault:
         """The next matching command is refused ``<agent>#Error#<code>`` without running."""
-        return self._control().arm(Fault("fail", command, agent, code=code, times=times))
+        return self._scenario_control().arm(Fault("fail", command, agent, code=code, times=times))
 
     def delay_next(
         self,
@@ -345,28 +310,30 @@ class Emulator:
         times: int = 1,
     ) -> Fault:
         """The next matching command reaches the connector ``seconds`` late (TTL applies)."""
-        return self._control().arm(Fault("delay", command, agent, seconds=seconds, times=times))
+        return self._scenario_control().arm(
+            Fault("delay", command, agent, seconds=seconds, times=times)
+        )
 
     def drop_next_answer(
         self, command: str | None = None, agent: str | None = None, *, times: int = 1
     ) -> Fault:
         """The next matching command runs, but its correlated events are never sent."""
-        return self._control().arm(Fault("drop", command, agent, times=times))
+        return self._scenario_control().arm(Fault("drop", command, agent, times=times))
 
     def answer_next_twice(
         self, command: str | None = None, agent: str | None = None, *, times: int = 1
     ) -> Fault:
         """The next matching command runs and each correlated event is sent twice."""
-        return self._control().arm(Fault("twice", command, agent, times=times))
+        return self._scenario_control().arm(Fault("twice", command, agent, times=times))
 
     @property
     def faults(self) -> tuple[Fault, ...]:
         """Faults armed and not yet spent."""
-        return self._control().faults
+        return self._scenario_control().faults
 
     def clear_faults(self) -> None:
         """Disarm every fault not yet fired."""
-        self._control().disarm()
+        self._scenario_control().disarm()
 
     def clients(self) -> Mapping[str, int]:
         """Commands received per client destination (most recent clients only)."""

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from ..client import Client
 from ..emulator import Emulator, Fault
+from ..emulator.checks import ScenarioChecks
 from ..emulator.directory import DEFAULT_EXTENSIONS
 from ..transport import parse_url, redact_url
 from ..transport.memory import MemoryBroker
-from .checks import ScenarioChecks
 
 __all__ = [
     "DETERMINISTIC_EPOCH",

@@ -18,12 +18,12 @@ from typing import Any
 
 from ..client import Client
 from ..emulator import Fault, Scenario
+from ..emulator.checks import ScenarioChecks
 from ..emulator.scenario import Tap
 from ..trace import Replayer, ReplayerStats
 from ..transport import open_transport, parse_url, redact_url
 from ..transport import queue as queue_destination
 from ..transport.memory import MemoryBroker
-from .checks import ScenarioChecks
 
 __all__ = ["TraceConnector", "open_trace_connector"]
 

@@ -1,71 +1,30 @@
-"""The checking half of a test double: wait for a command or an event, wait for a condition,
-read the history. Written once for :class:`~cucmconn.testing.Connector` (an emulator) and
+"""The checking half of a test's connector: wait for a command or an event, wait for a
+condition, read the history.  Written once for the :class:`~cucmconn.emulator.Emulator` and the
+test doubles :class:`~cucmconn.testing.Connector` (an emulator) and
 :class:`~cucmconn.testing.TraceConnector` (a replayed trace), which differ only in what keeps
-the history: the :class:`~cucmconn.emulator.Emulator` or the :class:`~cucmconn.emulator.Scenario`.
+the history: a :class:`~cucmconn.emulator.Scenario`, or an Emulator (whose ``wait_for`` also
+waits for the answers).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from ..emulator import CommandRecord, EventRecord
+from .scenario import CommandRecord, EventRecord, Scenario
 
-__all__ = ["ScenarioChecks", "ScenarioControl"]
+if TYPE_CHECKING:  # an Emulator is itself ScenarioChecks
+    from .emulator import Emulator
 
-
-class ScenarioControl(Protocol):
-    """What keeps a double's history: an Emulator (history > 0) or a Scenario."""
-
-    async def wait_for(
-        self,
-        command: str | None = None,
-        agent: str | None = None,
-        *,
-        args: Iterable[str] | None = None,
-        within: float = 5.0,
-    ) -> CommandRecord:
-        """The first matching command not returned before."""
-        ...
-
-    async def wait_for_event(
-        self,
-        event: str | None = None,
-        agent: str | None = None,
-        *,
-        state: str | None = None,
-        within: float = 5.0,
-    ) -> EventRecord:
-        """The first matching event sent not returned before."""
-        ...
-
-    async def until(
-        self, check: Callable[[], bool], *, within: float = 5.0, what: str = "the condition"
-    ) -> None:
-        """Return once ``check()`` holds; ScenarioTimeout otherwise."""
-        ...
-
-    @property
-    def commands(self) -> tuple[CommandRecord, ...]:
-        """The commands in the history, oldest first."""
-        ...
-
-    @property
-    def events(self) -> tuple[EventRecord, ...]:
-        """The events in the history, oldest first."""
-        ...
-
-    def transcript(self, limit: int = 20) -> str:
-        """The last ``limit`` commands and events as text."""
-        ...
+__all__ = ["ScenarioChecks"]
 
 
 class ScenarioChecks:
     """``wait_for``, ``wait_for_event``, ``until``, ``commands``, ``events`` and ``transcript``
-    for a test double; the double says where its history is kept (:meth:`_scenario_control`).
+    for a test's connector; each says where its history is kept (:meth:`_scenario_control`).
     """
 
-    def _scenario_control(self) -> ScenarioControl:
+    def _scenario_control(self) -> Scenario | Emulator:
         raise NotImplementedError
 
     async def wait_for(

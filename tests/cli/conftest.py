@@ -7,14 +7,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from cucmconn.cli.main import main_async
-from cucmconn.transport.memory import MemoryTransport
-from tests.fakeconnector import FakeConnector
 
 
 async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -45,10 +42,3 @@ def run_module(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess
         check=False,
     )
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    """The scripted connector on the default memory:// broker."""
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()

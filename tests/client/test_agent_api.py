@@ -41,12 +41,6 @@ TOPIC = f"/topic/{DEST}"
 until = waiter(5.0)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
-
 
 @pytest.fixture
 async def client(fake: FakeConnector) -> AsyncIterator[Client]:

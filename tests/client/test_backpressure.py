@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -87,12 +87,6 @@ class ServiceChanges(ClientObserver):
     def service_changed(self, in_service: bool, reason: str) -> None:
         self.seen.append((in_service, reason))
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
 
 
 def make_client(transport: ThrottledTransport, **options: Any) -> Client:

@@ -28,6 +28,7 @@ from cucmconn import (
 from cucmconn.client.slots import Slots
 from cucmconn.client.stats import LatencyHistogram, StatsCounters
 from cucmconn.transport.memory import MemoryTransport
+from tests.client.clients import memory_client
 from tests.fakeconnector import NOW, FakeCommand, FakeConnector, Reply
 from tests.waiting import waiter
 
@@ -38,20 +39,9 @@ TOPIC = f"/topic/{DEST}"
 until = waiter(5.0)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
-
 
 def make_client(**options: Any) -> Client:
-    options.setdefault("client_destination", DEST)
-    options.setdefault("transport", MemoryTransport())
-    options.setdefault("ttl", 2.0)
-    options.setdefault("connect_timeout", 0.1)
-    options.setdefault("handshake_timeout", 2.0)
-    return Client(**options)
+    return memory_client(DEST, **options)
 
 
 @pytest.fixture

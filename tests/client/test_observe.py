@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from cucmconn.client.correlation import DEFAULT_EXPECTATIONS, PROBES, owner_of
 from cucmconn.codec.commands import COMMANDS
 from cucmconn.codec.events import Event, UnknownEvent
 from cucmconn.transport.memory import MemoryTransport
+from tests.client.clients import memory_client
 from tests.fakeconnector import NOW, FakeConnector, Reply
 from tests.waiting import waiter
 
@@ -63,20 +63,9 @@ class Recorder(ClientObserver):
         return [f.outcome for f in self.finished if f.command == command]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
-
 
 def make_client(**options: Any) -> Client:
-    options.setdefault("client_destination", DEST)
-    options.setdefault("transport", MemoryTransport())
-    options.setdefault("ttl", 2.0)
-    options.setdefault("connect_timeout", 0.1)
-    options.setdefault("handshake_timeout", 2.0)
-    return Client(**options)
+    return memory_client(DEST, **options)
 
 
 def test_owner_of_is_the_one_routing_decision() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -39,12 +38,6 @@ DEST = "crm-otel"
 TOPIC = f"/topic/{DEST}"
 until = waiter(5.0)
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
 
 
 def _points(data: MetricsData | None) -> dict[str, list[Any]]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from cucmconn import AgentState, Client, CommandError, EventsMayBeMissed
 from cucmconn.client.restarts import ConnectorIdentity, connection_of, parse_advisory
-from cucmconn.transport.memory import MemoryTransport
+from tests.client.clients import memory_client
 from tests.fakeconnector import NOW, FakeConnector, Reply
 from tests.waiting import waiter
 
@@ -21,20 +20,10 @@ ADVISORY = "/topic/ActiveMQ.Advisory.Consumer.Queue.Connector1"
 until = waiter(10.0)
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeConnector]:
-    connector = await FakeConnector(MemoryTransport()).start()
-    yield connector
-    await connector.stop()
-
 
 def make_client(**options: Any) -> Client:
-    options.setdefault("client_destination", DEST)
-    options.setdefault("transport", MemoryTransport())
-    options.setdefault("ttl", 2.0)
     options.setdefault("connect_timeout", 0.2)
-    options.setdefault("handshake_timeout", 2.0)
-    return Client(**options)
+    return memory_client(DEST, **options)
 
 
 async def login_all(client: Client, count: int) -> list[str]:

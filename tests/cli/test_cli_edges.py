@@ -300,3 +300,27 @@ def test_compare_prints_counts_as_counts() -> None:
     assert cells["commands"] == "38,375"
     assert cells["throughput (/s)"] == "19,157.500"
     assert cells["latency p50 (ms)"] == "0.848"
+
+
+def test_logs_to_a_pipe_are_one_plain_line_per_record() -> None:
+    """Piped stderr (a service manager, a test, ``2>log``) gets unwrapped lines: rich wrapped a
+    long record at 80 columns and split the broker address it ended with over two lines."""
+    address = "stomp://broker-with-a-rather-long-host-name.example.internal:61613"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import logging, sys\n"
+            "from cucmconn.cli import main as cli\n"
+            "cli._configure_logging(1)\n"
+            "log = logging.getLogger('cucmconn.emulator')\n"
+            f"log.warning('emulator reconnected to %s', {address!r})\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(f"cucmconn.emulator: emulator reconnected to {address}")

@@ -87,12 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=stderr_console(), show_path=False)],
-        force=True,
-    )
+    # A terminal gets rich's columns; a pipe or a file (a service manager, a test, `2>log`) gets
+    # one plain line per record, since rich wraps long records at its assumed 80 columns and a
+    # broker address split over two lines no longer greps.
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler = RichHandler(console=stderr_console(), show_path=False)
+        fmt = "%(name)s: %(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 
 
 def _split_globals(argv: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -130,4 +130,7 @@ def test_recording_costs_at_most_15_percent(benchmark: Any, tmp_path: Path) -> N
     assert trace.dropped == 0 and len(trace.commands()) == commands + 1  # + the Hello
     # The rigs run flat out (above TARGET_RATE on an idle 2-core box: the harder condition);
     # on a crowded box they may not reach it, which says nothing about the recorder.
+    if benchmark.disabled:  # the CI smoke run: one short pass proves it runs, not the figure
+        print(f"recording cost target <= {MAX_COST:.0%} not judged (smoke run)")
+        return
     assert cost <= MAX_COST, f"recording cost {cost:.1%} of throughput"

@@ -82,6 +82,7 @@ def _load(url: str, queue: str) -> dict[str, object]:
     return report
 
 
+@pytest.mark.slow  # issue 11 case 6 is OPEN: on a quiet box run 1 of 10 timed out 2,000 commands
 @pytest.mark.timeout(1200)
 def test_ten_loads_on_a_default_options_broker_never_stall(
     default_activemq: BrokerHandle, activemq: BrokerHandle

@@ -18,6 +18,9 @@ import pytest
 
 from cucmconn import Client, CommandError, DialogState, Emulator
 from cucmconn.cli.main import main
+from cucmconn.transport.aiostomp_adapter import AiostompTransport
+from cucmconn.transport.split import SplitTransport
+from cucmconn.transport.stomp import StompTransport
 from tests.activemq import BrokerHandle
 from tests.waiting import waiter
 
@@ -46,14 +49,22 @@ async def call_flow(client_url: str, queue: str, tag: str) -> None:
         await b.logout()
 
 
-@pytest.mark.parametrize("scheme", ["stomp", "aiostomp"])
+@pytest.mark.parametrize(
+    ("scheme", "query", "kind"),
+    [
+        ("stomp", "", SplitTransport),  # the default: two links (transport/split.py)
+        ("stomp", "?split_links=false", StompTransport),
+        ("aiostomp", "", AiostompTransport),
+    ],
+)
 async def test_emulator_and_client_on_every_stomp_transport(
-    activemq: BrokerHandle, scheme: str
+    activemq: BrokerHandle, scheme: str, query: str, kind: type
 ) -> None:
-    url = activemq.stomp_url if scheme == "stomp" else activemq.aiostomp_url
+    url = activemq.aiostomp_url if scheme == "aiostomp" else activemq.stomp_url
     tag = uuid.uuid4().hex[:8]
     queue = f"Connector-{tag}"
-    async with Emulator(url, queue=queue) as emu:
+    async with Emulator(url + query, queue=queue) as emu:
+        assert type(emu.transport) is kind
         await call_flow(url, queue, tag)
         stats = emu.stats()
     assert stats.commands_executed == stats.commands_received > 0

@@ -1,4 +1,5 @@
-"""One conformance suite for every transport: memory://, stomp:// and aiostomp:// (real ActiveMQ).
+"""One conformance suite for every transport: memory://, stomp:// (one link, and split in two
+links as the emulator runs it) and aiostomp:// (real ActiveMQ).
 
 Whatever the layers above rely on is asserted here once, so a transport cannot drift from the
 others.  Each test uses its own destinations, so tests never see each other's messages on the
@@ -25,6 +26,7 @@ from tests.faultproxy import FaultProxy
 KINDS = [
     "memory",
     pytest.param("stomp", marks=pytest.mark.activemq),
+    pytest.param("split", marks=pytest.mark.activemq),
     pytest.param("aiostomp", marks=pytest.mark.activemq),
 ]
 WAIT = 10.0  # upper bound for a delivery; never a speed assertion
@@ -40,11 +42,12 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
         url = "memory://conformance"
     else:
         broker = request.getfixturevalue("activemq")
-        url = broker.stomp_url if kind == "stomp" else broker.aiostomp_url
+        url = broker.aiostomp_url if kind == "aiostomp" else broker.stomp_url
     opened: list[Transport] = []
+    defaults = {"split_links": True} if kind == "split" else {}
 
     async def factory(**options: Any) -> Transport:
-        transport = open_transport(url, **options)
+        transport = open_transport(url, **{**defaults, **options})
         await transport.connect()
         opened.append(transport)
         return transport
@@ -56,6 +59,15 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
 
 def _name() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def _open(kind: str, stomp_url: str, **options: Any) -> Transport:
+    """``open_transport`` for a STOMP kind: ``split`` is stomp:// with ``split_links``."""
+    if kind == "aiostomp":
+        return open_transport(stomp_url.replace("stomp", "aiostomp", 1), **options)
+    return open_transport(
+        stomp_url, **({"split_links": True} if kind == "split" else {}), **options
+    )
 
 
 async def _until(predicate: Callable[[], bool], what: str) -> None:
@@ -279,10 +291,9 @@ class _Recorder:
 
 
 @pytest.mark.activemq
-@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+@pytest.mark.parametrize("kind", ["stomp", "split", "aiostomp"])
 async def test_broker_restart_is_survived_and_reported(fresh_activemq: Any, kind: str) -> None:
-    url = fresh_activemq.stomp_url if kind == "stomp" else fresh_activemq.aiostomp_url
-    transport = open_transport(url, heartbeat=1000)
+    transport = _open(kind, fresh_activemq.stomp_url, heartbeat=1000)
     recorder = _Recorder()
     transport.set_listener(recorder)
     await transport.connect()
@@ -323,10 +334,10 @@ async def test_aiostomp_left_alone_would_send_a_bytes_message(activemq: Any) -> 
 
 
 @pytest.mark.activemq
-@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+@pytest.mark.parametrize("kind", ["stomp", "split", "aiostomp"])
 async def test_tls_and_credentials(secure_activemq: Any, kind: str) -> None:
-    url = secure_activemq.url(ssl=True).replace("stomp", kind, 1)
-    transport = open_transport(url)
+    transport = _open(kind, secure_activemq.url(ssl=True))
+    url = secure_activemq.url(ssl=True).replace("stomp", "aio" * (kind == "aiostomp") + "stomp", 1)
     await transport.connect()
     try:
         got: list[Message] = []
@@ -390,8 +401,9 @@ class Blockable:
         self.proxy = await FaultProxy(
             self.broker.host, self.broker.stomp_port, rcvbuf=16 * 1024
         ).start()
-        scheme = "stomp" if self.kind == "stomp" else "aiostomp"
-        return await self.make(url=self.proxy.url(scheme), heartbeat=0, reconnect=False)
+        scheme = "aiostomp" if self.kind == "aiostomp" else "stomp"
+        split = {"split_links": True} if self.kind == "split" else {}
+        return await self.make(url=self.proxy.url(scheme), heartbeat=0, reconnect=False, **split)
 
     async def block(self, transport: Transport, destination: str) -> list[asyncio.Task[None]]:
         """Block ``transport``'s writes; returns the flood tasks that filled the pipe."""
@@ -431,7 +443,7 @@ async def blockable(request: pytest.FixtureRequest) -> AsyncIterator[Blockable]:
     broker = None if kind == "memory" else request.getfixturevalue("activemq")
     base = "memory://conformance"
     if broker is not None:
-        base = broker.stomp_url if kind == "stomp" else broker.aiostomp_url
+        base = broker.aiostomp_url if kind == "aiostomp" else broker.stomp_url
     opened: list[Transport] = []
 
     async def factory(url: str = base, **options: Any) -> Transport:
@@ -504,17 +516,14 @@ async def test_switch_broker_on_a_single_broker_does_nothing(make: Factory) -> N
     assert transport.connected
 
 
-@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+@pytest.mark.parametrize("kind", ["stomp", "split", "aiostomp"])
 async def test_producer_flow_control_blocks_writes_and_deadlines_hold(
     throttled_activemq: Any, kind: str
 ) -> None:
     """A real broker's producer flow control (1 MB on the queue, no consumer): the broker stops
     reading our socket; ``write_blocked`` says so, a send waits no longer than its deadline and
     writes nothing, and the time held is counted."""
-    url = throttled_activemq.stomp_url
-    if kind == "aiostomp":
-        url = throttled_activemq.aiostomp_url
-    transport = open_transport(url, heartbeat=0)
+    transport = _open(kind, throttled_activemq.stomp_url, heartbeat=0)
     await transport.connect()
     try:
         destination = f"/queue/{THROTTLED_QUEUE}"

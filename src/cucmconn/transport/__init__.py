@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ..errors import MissingExtra
 from .base import Message, MessageHandler, Transport, TransportListener, expires_at, queue, topic
-from .url import Endpoint, TransportURL, parse_url, redact_url
+from .url import Endpoint, TransportURL, parse_flag, parse_url, redact_url
 
 __all__ = [
     "Endpoint",
@@ -27,10 +28,24 @@ __all__ = [
 def open_transport(url: str, **options: Any) -> Transport:
     """Make (not connect) the transport a URL names; ``options`` go to its constructor.
 
+    ``split_links`` (URL query or keyword, keyword first; native STOMP only): receive on one
+    link and send on a second one to the same broker, a
+    :class:`~cucmconn.transport.split.SplitTransport`, which no ActiveMQ connection lock can
+    stall (see that module).  Off unless asked for; the emulator asks for it.
+
     Imports are lazy so that a memory:// user never loads aiostomp, and vice versa; aiostomp is
     an extra, so ``aiostomp://`` without it raises :class:`~cucmconn.errors.MissingExtra`.
     """
     parsed = parse_url(url)
+    split = options.pop("split_links", None)
+    if "split_links" in parsed.options:
+        rest = dict(parsed.options)
+        raw = rest.pop("split_links")
+        parsed = dataclasses.replace(parsed, options=rest)
+        if split is None:
+            split = parse_flag("split_links", raw)
+    if split and not parsed.scheme.startswith("stomp"):
+        raise ValueError(f"split_links applies to stomp:// URLs, not {parsed.scheme}://")
     if parsed.scheme == "memory":
         from .memory import MemoryTransport
 
@@ -46,4 +61,8 @@ def open_transport(url: str, **options: Any) -> Transport:
         return AiostompTransport(parsed, **options)
     from .stomp import StompTransport
 
+    if split:
+        from .split import SplitTransport
+
+        return SplitTransport(StompTransport(parsed, **options))
     return StompTransport(parsed, **options)

@@ -186,6 +186,7 @@ class StompTransport:
         if not parsed.endpoints:
             raise ValueError("a stomp transport needs at least one endpoint")
         self._parsed = parsed
+        self._given = dict(options)  # as passed, for companion()
         merged: dict[str, Any] = {
             k: v for k, v in parsed.options.items() if k not in _URL_ONLY_OPTIONS
         }
@@ -254,6 +255,35 @@ class StompTransport:
     def endpoint(self) -> str | None:
         """The broker currently connected to (no credentials), for logs and health pages."""
         return str(self._link.endpoint) if self._link is not None and self._connected else None
+
+    @property
+    def current_endpoint(self) -> Endpoint | None:
+        """The broker currently connected to (None while down): what ``companion`` pins to."""
+        return self._link.endpoint if self._link is not None and self._connected else None
+
+    @property
+    def brokers(self) -> tuple[Endpoint, ...]:
+        """The brokers this transport may connect to, in the URL's order."""
+        return self._parsed.endpoints
+
+    def companion(self) -> StompTransport:
+        """A new, unconnected transport to the broker this one is connected to: the same
+        options and credentials, that broker only (no failover list).
+
+        For :class:`~cucmconn.transport.split.SplitTransport`, whose second link must reach
+        the broker the first one is on.  TransportError when not connected.
+        """
+        endpoint = self.current_endpoint
+        if endpoint is None:
+            raise TransportError(f"{self.display_url}: not connected, no broker to pin to")
+        pinned = TransportURL(
+            endpoint.scheme,
+            (endpoint,),
+            dict(self._parsed.options),
+            failover_policy=self._parsed.failover_policy,
+        )
+        return StompTransport(pinned, **{**self._given, "login": self._login,
+                                         "passcode": self._passcode})  # fmt: skip
 
     @property
     def write_blocked(self) -> bool:
@@ -462,7 +492,7 @@ class StompTransport:
                 )
                 assert link is not None
                 connected = await link.ready
-            self._activate(link, connected)
+                await self._activate(link, connected)
         except BaseException as exc:
             self._discard(link, "connect attempt failed")
             raise self._connect_error(endpoint, exc, timeout) from None
@@ -485,15 +515,25 @@ class StompTransport:
         if link is not None and link.transport is not None:
             link.abort(ConnectionLost(why))
 
-    def _activate(self, link: _Link, connected: Connected) -> None:
+    async def _activate(self, link: _Link, connected: Connected) -> None:
+        """Make ``link`` ours: re-issue the subscriptions, and report connected only once the
+        broker has them (a receipt on the last one).  So whatever is sent after ``connect`` or
+        ``connection_restored`` finds them, even when sent over another connection (the
+        outbound link of a SplitTransport); a single link got that from frame order alone."""
         if link.closed.done():  # lost between CONNECTED and here
             raise ConnectionLost(f"{link.endpoint}: closed right after CONNECTED")
         self._link = link
-        self._connected = True
         self._missed_beats = 0
-        for frame in self._session.resubscribe_frames():
+        receipt = self._session.next_receipt() if self._session.subscriptions else None
+        for frame in self._session.resubscribe_frames(receipt):
             self._write(frame)
         self._start_timers(link, connected)
+        if receipt is not None:
+            try:  # a loss meanwhile raises ConnectionLost: this attempt failed
+                await self._await_receipt(receipt, self.options.receipt_timeout)
+            except TimeoutError:  # kept, as in subscribe(): the broker may still have them
+                log.warning("%s: no receipt for the re-issued subscriptions", link.endpoint)
+        self._connected = True
         self._wake_senders()
         if (
             self.policy.priority_backup
@@ -783,9 +823,8 @@ class StompTransport:
 
     def _write(self, data: bytes, deadline: float | None = None) -> None:
         """Buffer a frame; every frame of this loop turn leaves in one ``writelines`` at the
-        turn's end.  One write instead of many: fewer syscalls, and fewer, fuller TCP segments,
-        which is what keeps a broker with small pinned socket buffers (ActiveMQ's defaults)
-        from pruning its receive queue and stalling (README, "Known broker issues").  A lone
+        turn's end.  One write instead of many: fewer syscalls, and fewer, fuller TCP segments
+        into a broker whose socket buffers are small (ActiveMQ's defaults pin 64 KB).  A lone
         request waits only for the rest of the current turn (microseconds).  While the peer
         does not read, frames stay here (bounded by the senders' wait on
         ``send_buffer_limit``) and expire at their deadlines."""
@@ -894,9 +933,13 @@ class StompTransport:
 
     async def _request_receipt(self, receipt: str, frame: bytes, wait: float) -> None:
         """Write a frame that asks for a receipt and wait for it, at most ``wait`` seconds."""
+        self._write(frame)
+        await self._await_receipt(receipt, wait)
+
+    async def _await_receipt(self, receipt: str, wait: float) -> None:
+        """Wait at most ``wait`` seconds for the receipt of a frame written this loop turn."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._receipts[receipt] = waiter
-        self._write(frame)
         try:
             await asyncio.wait_for(waiter, wait)
         finally:

@@ -251,9 +251,14 @@ class StompSession:
         receipt = self.next_receipt()
         return receipt, encode_frame("UNSUBSCRIBE", {"id": sub_id, "receipt": receipt})
 
-    def resubscribe_frames(self) -> list[bytes]:
-        """SUBSCRIBEs re-issuing every remembered subscription on a fresh link."""
-        return [self._subscribe_frame(sub, None) for sub in self.subscriptions.values()]
+    def resubscribe_frames(self, receipt: str | None = None) -> list[bytes]:
+        """SUBSCRIBEs re-issuing every remembered subscription on a fresh link; the last one
+        asks for ``receipt`` (when given), which tells that the broker has them all."""
+        subs = list(self.subscriptions.values())
+        return [
+            self._subscribe_frame(sub, receipt if i == len(subs) - 1 else None)
+            for i, sub in enumerate(subs)
+        ]
 
     @staticmethod
     def _subscribe_frame(sub: Subscription, receipt: str | None) -> bytes:

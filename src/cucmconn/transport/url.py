@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["Endpoint", "FailoverPolicy", "TransportURL", "parse_url", "redact_url"]
+__all__ = ["Endpoint", "FailoverPolicy", "TransportURL", "parse_flag", "parse_url", "redact_url"]
 
 DEFAULT_PORTS = {"stomp": 61613, "stomp+ssl": 61614, "aiostomp": 61613, "aiostomp+ssl": 61614}
 SCHEMES = ("memory", "stomp", "stomp+ssl", "aiostomp", "aiostomp+ssl")
@@ -99,13 +99,15 @@ _UNSUPPORTED_FAILOVER = frozenset(
 )
 
 
-def _flag(name: str, raw: str) -> bool:
+def parse_flag(name: str, raw: str, *, kind: str = "URL option") -> bool:
+    """A URL's true/false option (``1 true yes on`` / ``0 false no off``); ValueError naming
+    the option for anything else."""
     value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"failover option {name} must be true or false, not {raw[:32]!r}")
+    raise ValueError(f"{kind} {name} must be true or false, not {raw[:32]!r}")
 
 
 def _number(name: str, raw: str, *, minimum: float) -> float:
@@ -174,15 +176,15 @@ class FailoverPolicy:
                     f"(supported: {', '.join(cls.NAMES)})"
                 )
             if name == "randomize":
-                given["randomize"] = _flag(name, raw)
+                given["randomize"] = parse_flag(name, raw, kind="failover option")
             elif name == "priorityBackup":
-                given["priority_backup"] = _flag(name, raw)
+                given["priority_backup"] = parse_flag(name, raw, kind="failover option")
             elif name == "initialReconnectDelay":
                 given["initial_reconnect_delay"] = _number(name, raw, minimum=1) / 1000
             elif name == "maxReconnectDelay":
                 given["max_reconnect_delay"] = _number(name, raw, minimum=1) / 1000
             elif name == "useExponentialBackOff":
-                given["use_exponential_backoff"] = _flag(name, raw)
+                given["use_exponential_backoff"] = parse_flag(name, raw, kind="failover option")
             elif name in ("backOffMultiplier", "reconnectDelayExponent"):
                 given["backoff_multiplier"] = _number(name, raw, minimum=1)
             elif name == "maxReconnectAttempts":

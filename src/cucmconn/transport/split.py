@@ -166,8 +166,10 @@ class SplitTransport:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.outbound is not None:
-            await self.outbound.close()
+        out, self.outbound = self.outbound, None
+        if out is not None:
+            out.set_listener(None)
+            await out.close()
         await self.inbound.close()
 
     async def switch_broker(self, reason: str) -> bool:
@@ -232,9 +234,11 @@ class SplitTransport:
     async def _follow(self) -> None:
         """The inbound link is back: bring the outbound one to its broker, then report.
 
-        Retried with back-off while the inbound link stays up (a broker that just came back
-        may refuse a second connection for a moment); a new move of the inbound link starts
-        over from its own ``connection_restored``.
+        Loops, with back-off, until both links are up on the inbound link's broker or the
+        inbound link is down again: a broker that just came back may refuse a second
+        connection for a moment, the outbound link may drop and reconnect on its own, and the
+        inbound link may move again meanwhile (its ``connection_restored`` then finds this
+        task still running, and this loop follows it).
         """
         backoff = Backoff(0.05, 2.0)
         while self.inbound.connected:
@@ -242,10 +246,10 @@ class SplitTransport:
                 await self._pin()
             except TransportError as exc:
                 log.warning("%s: outbound link not reopened yet: %s", self.display_url, exc)
-                await asyncio.sleep(backoff.next())
-                continue
-            self._maybe_up()
-            return
+            if self.connected:
+                self._maybe_up()
+                return
+            await asyncio.sleep(backoff.next())
 
     def _maybe_up(self) -> None:
         if not self._up and self.connected:

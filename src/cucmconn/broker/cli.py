@@ -129,21 +129,24 @@ def _start(base: Path, args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     broker.start(timeout=args.timeout)
-    shown = tenancy.to_dict() if generated and tenancy is not None else None
-    if shown is not None and not args.json:
-        print("generated credentials (shown only now; save them as a --users file):")
-        print(json.dumps(shown, indent=2), flush=True)
-    _status(broker, as_json=args.json, users=shown)
-    if not args.foreground:
-        return 0
 
     def _terminate(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)
+    if args.foreground:  # before "running" is printed: a supervisor may signal once it reads it
+        signal.signal(signal.SIGTERM, _terminate)
     try:
+        shown = tenancy.to_dict() if generated and tenancy is not None else None
+        if shown is not None and not args.json:
+            print("generated credentials (shown only now; save them as a --users file):")
+            print(json.dumps(shown, indent=2), flush=True)
+        _status(broker, as_json=args.json, users=shown)
+        if not args.foreground:
+            return 0
         code = broker.wait()
     except KeyboardInterrupt:
+        if not args.foreground:
+            raise
         broker.stop()
         return 0
     print(f"error: broker exited with code {code}; log: {broker.log_path}", file=sys.stderr)

@@ -95,7 +95,6 @@ def _load(url: str, queue: str) -> dict[str, object]:
     return report
 
 
-@pytest.mark.slow  # issue 11 case 6 still open: CI run 1 of 10 timed out 2,000 commands
 @pytest.mark.timeout(1200)
 def test_ten_loads_on_a_default_options_broker_never_stall(
     default_activemq: BrokerHandle, activemq: BrokerHandle, tmp_path: Path

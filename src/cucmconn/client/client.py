@@ -38,7 +38,7 @@ from ..errors import (
     TransportError,
 )
 from ..trace.recorder import RecordingTransport, TraceRecorder
-from ..transport import Message, Transport, open_transport, redact_url, topic
+from ..transport import Message, Transport, open_transport, redact_url, split_by_default, topic
 from ..transport import queue as queue_destination
 from .agent import AgentSession
 from .correlation import (
@@ -384,7 +384,8 @@ class Client:
         if self._closed:
             raise ConnectorError("client is closed; make a new one")
         if self._transport is None:
-            self._transport = open_transport(self._url or "", **self._transport_options)
+            url = self._url or ""
+            self._transport = open_transport(url, **split_by_default(url, self._transport_options))
             self._display_url = self._transport.display_url
         if self._recorder is not None and not isinstance(self._transport, RecordingTransport):
             self._transport = RecordingTransport(self._transport, self._recorder)

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ..errors import CommandError
-from ..transport import Transport, open_transport, parse_url
+from ..transport import Transport, open_transport, split_by_default
 from ..transport import queue as queue_destination
 from .checks import ScenarioChecks
 from .directory import DEFAULT_EXTENSIONS, Directory
@@ -195,23 +195,15 @@ class Emulator(ScenarioChecks):
         """Connect and start consuming the command queue."""
         if self._front is not None:
             return
-        transport = self._transport or open_transport(self._url, **self._link_options())
+        transport = self._transport or open_transport(
+            self._url, **split_by_default(self._url, self._transport_options)
+        )
         if self._scenario is not None:
             transport = Tap(transport, self._scenario, self._queue)
         # The front keeps wall-clock time: TTLs are absolute epoch ms set by real clients.
         front = Front(transport, self._model, faults=self._faults, **self._front_options)
         await front.start()
         self._front = front
-
-    def _link_options(self) -> dict[str, Any]:
-        """``transport_options``, with ``split_links`` on for native STOMP unless the URL or
-        the caller says otherwise: the emulator receives and sends at full rate on one
-        connection, the load that stalls ActiveMQ's per-connection lock (transport/split.py)."""
-        options = dict(self._transport_options)
-        parsed = parse_url(self._url)
-        if parsed.scheme.startswith("stomp") and "split_links" not in parsed.options:
-            options.setdefault("split_links", True)
-        return options
 
     async def stop(self) -> None:
         """Stop the traffic generator, stop consuming and disconnect (idempotent)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import MissingExtra
@@ -21,8 +22,23 @@ __all__ = [
     "parse_url",
     "queue",
     "redact_url",
+    "split_by_default",
     "topic",
 ]
+
+
+def split_by_default(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with ``split_links`` on for a native STOMP URL, unless the URL or ``options``
+    already decide: what the client and the emulator pass to :func:`open_transport`.
+
+    Both keep one link busy both ways, the load that can stall ActiveMQ's per-connection lock
+    (transport/split.py); tools that only listen or probe keep one link.
+    """
+    out = dict(options)
+    parsed = parse_url(url)
+    if parsed.scheme.startswith("stomp") and "split_links" not in parsed.options:
+        out.setdefault("split_links", True)
+    return out
 
 
 def open_transport(url: str, **options: Any) -> Transport:
@@ -31,7 +47,8 @@ def open_transport(url: str, **options: Any) -> Transport:
     ``split_links`` (URL query or keyword, keyword first; native STOMP only): receive on one
     link and send on a second one to the same broker, a
     :class:`~cucmconn.transport.split.SplitTransport`, which no ActiveMQ connection lock can
-    stall (see that module).  Off unless asked for; the emulator asks for it.
+    stall (see that module).  Off unless asked for; the client and the emulator ask for it
+    (:func:`split_by_default`).
 
     Imports are lazy so that a memory:// user never loads aiostomp, and vice versa; aiostomp is
     an extra, so ``aiostomp://`` without it raises :class:`~cucmconn.errors.MissingExtra`.

@@ -6,10 +6,10 @@ lock.  The emulator's one link, busy both ways, fell silent for 20 s (3 runs in 
 agents x 4 s on 2026-12-01): the broker's dispatcher blocked writing to the emulator, so its
 reader stopped too, and Linux dropped the emulator's ACK-carrying segments as beyond the full
 receive window (``jstack``, ``ss`` and ``TcpExtBeyondWindow`` in docs/reliability.md).  The
-emulator now receives and sends on two links (``transport/split.py``): 0 stalls in 230 runs
-of that repro.  But this test, in a full CI run on 2026-12-01 (a busier box: the suite, two
-emulators, two brokers), still timed out 2,000 commands in run 1 of 10 (909 cmd/s); which link
-stalled is not known (our load client keeps one link by default), so it stays out of CI.
+emulator, and since then the client too, receive and send on two links
+(``transport/split.py``): 0 stalls in 230 runs of that repro with the emulator split.  This test
+had still failed once with only the emulator split (run 1 of 10 in a full CI run on a busy box,
+link unidentified), which is why the client splits too.
 
 Ten loads in a row, each ``cucmconn load`` in its own process against ``cucmconn emulate`` in
 its own process (both native STOMP, as users run them), on the default-options broker: no run may

@@ -1,4 +1,4 @@
-"""The asyncio client: one connection, one reply topic, many agents.
+"""The asyncio client: one broker session (two links on native STOMP), one reply topic, many agents.
 
 nats-style request/reply over JMS: one subscription on ``/topic/<destination>``, a table of
 pending commands keyed by correlation id (``correlation.py``), and bounded streams for

@@ -220,7 +220,6 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
     assert ratio >= NATIVE_VS_AIOSTOMP_CPU, f"aiostomp only {ratio:.2f}x native's CPU/command"
 
 
-@pytest.mark.slow  # out of CI's smoke run: 592 of ~33,000 commands timed out there once (open)
 @pytest.mark.benchmark(group="login-storm")
 def test_login_storm_10k(
     benchmark: Any, activemq: BrokerHandle, emulator_running: EmulatorFactory
@@ -274,7 +273,8 @@ def test_rss_10k_agents_everything_in_process(benchmark: Any) -> None:
             seconds=3)  # fmt: skip
 
 
-@pytest.mark.slow  # out of CI's smoke run: 10,000 agents on ActiveMQ lost commands there once
+@pytest.mark.slow  # out of CI's smoke run: with split links still 45 and 726 of ~40,000
+# commands unanswered in 2 of 4 smoke runs on 2026-12-01 (open; the log-in storm is clean now)
 @pytest.mark.benchmark(group="resident-10k")
 def test_rss_10k_agents_client_alone(benchmark: Any, emulator_process: str) -> None:
     _record(benchmark, "rss-10k-client", RSS_10K, "--url", emulator_process, "--no-emulator",

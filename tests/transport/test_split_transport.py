@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from cucmconn.transport import open_transport
 from cucmconn.transport.split import SplitTransport
 from cucmconn.transport.stomp import StompTransport
 from tests.faultproxy import FaultProxy
+from tests.listeners import Recorder
 from tests.waiting import waiter
 
 WAIT = 15.0  # upper bound for an expected event; never a speed assertion
@@ -32,29 +32,6 @@ pytestmark = pytest.mark.activemq
 
 def _name() -> str:
     return uuid.uuid4().hex[:12]
-
-
-@pytest.fixture
-async def closing() -> AsyncIterator[list[Any]]:
-    """Transports and proxies appended here are closed after the test, pass or fail."""
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):
-            await thing.close()
-
-
-class Recorder:
-    """A TransportListener that remembers what it was told, in order."""
-
-    def __init__(self) -> None:
-        self.kinds: list[str] = []
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.kinds.append("lost")
-
-    def connection_restored(self) -> None:
-        self.kinds.append("restored")
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["one-link", "split-links"])

@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -41,6 +41,7 @@ from cucmconn.transport.stompsession import (
 from cucmconn.transport.tcp import QUICKACK_SUPPORTED
 from cucmconn.transport.url import FailoverPolicy
 from tests.faultproxy import FaultProxy
+from tests.listeners import Recorder
 from tests.waiting import waiter
 
 WAIT = 15.0  # upper bound for an expected event; never a speed assertion
@@ -56,33 +57,6 @@ def _stats(transport: Any) -> dict[str, int]:
 
 def _name() -> str:
     return uuid.uuid4().hex[:12]
-
-
-class Recorder:
-    """A TransportListener that remembers what it was told, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, BaseException | None]] = []
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.events.append(("lost", exc))
-
-    def connection_restored(self) -> None:
-        self.events.append(("restored", None))
-
-    @property
-    def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.events]
-
-
-@pytest.fixture
-async def closing() -> AsyncIterator[list[Any]]:
-    """Transports (and proxies) appended here are closed after the test, pass or fail."""
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):
-            await thing.close()
 
 
 # -- session rules (sans-IO) ------------------------------------------------------------------

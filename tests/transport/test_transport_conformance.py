@@ -22,6 +22,7 @@ from cucmconn.transport import Message, Transport, open_transport
 from cucmconn.transport.memory import MemoryTransport
 from tests.activemq import THROTTLED_QUEUE
 from tests.faultproxy import FaultProxy
+from tests.listeners import Recorder
 
 KINDS = [
     "memory",
@@ -279,22 +280,11 @@ async def test_display_url_and_repr_hide_credentials(make: Factory, request: Any
     assert "s3cret-pw" not in repr(transport)
 
 
-class _Recorder:
-    def __init__(self) -> None:
-        self.kinds: list[str] = []
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.kinds.append("lost")
-
-    def connection_restored(self) -> None:
-        self.kinds.append("restored")
-
-
 @pytest.mark.activemq
 @pytest.mark.parametrize("kind", ["stomp", "split", "aiostomp"])
 async def test_broker_restart_is_survived_and_reported(fresh_activemq: Any, kind: str) -> None:
     transport = _open(kind, fresh_activemq.stomp_url, heartbeat=1000)
-    recorder = _Recorder()
+    recorder = Recorder()
     transport.set_listener(recorder)
     await transport.connect()
     try:

@@ -105,11 +105,6 @@ class SplitTransport:
         """Seconds the outbound links spent blocked by the broker's flow control."""
         return self.outbound.flow_control_held if self.outbound is not None else 0.0
 
-    @property
-    def buffered_bytes(self) -> int:
-        """Bytes accepted by ``send`` and not yet written (the outbound link's buffers)."""
-        return self.outbound.buffered_bytes if self.outbound is not None else 0
-
     def stats(self) -> dict[str, Any]:
         """Both links' counters added up, except ``disconnects`` and ``reconnects``: the
         pair's (a broker restart drops both links but is one outage to the layer above)."""

@@ -63,7 +63,6 @@ class Recorder(ClientObserver):
         return [f.outcome for f in self.finished if f.command == command]
 
 
-
 def make_client(**options: Any) -> Client:
     return memory_client(DEST, **options)
 
@@ -169,10 +168,22 @@ async def test_failing_observer_never_breaks_the_client(
     fake: FakeConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken(ClientObserver):
-        def command_finished(self, finished: CommandFinished) -> None:
-            raise RuntimeError("observer bug")
+        def command_issued(self, command: str, target: str, correlation_id: str) -> None:
+            raise RuntimeError("observer bug: issued")
 
+        def command_finished(self, finished: CommandFinished) -> None:
+            raise RuntimeError("observer bug: finished")
+
+        def event_received(self, event: Event | None, fate: EventFate) -> None:
+            raise RuntimeError("observer bug: event")
+
+    after = Recorder()  # attached after the broken one: still sees everything
     async with make_client() as client:
         client.add_observer(Broken())
+        client.add_observer(after)
         assert isinstance(await client.agent("3").get_state(), AgentState)
-        assert "observer" in caplog.text
+        for which in ("issued", "finished", "event"):
+            assert f"observer bug: {which}" in caplog.text
+        assert "GetState" in [c for c, _, _ in after.issued]
+        assert after.outcomes("GetState") == ["answered"]
+        assert after.events

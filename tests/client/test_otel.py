@@ -9,8 +9,10 @@ link with a reconnect, so each outcome and each observed counter has something t
 from __future__ import annotations
 
 import asyncio
+import math
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from cucmconn import (
     ConnectionLost,
     ServiceUnavailable,
 )
+from cucmconn.client import ClientObserver, CommandFinished
 from cucmconn.emulator import Emulator
 from cucmconn.otel import Instrumentation, instrument, instrument_emulator
 from cucmconn.transport.memory import MemoryTransport
@@ -37,7 +40,6 @@ from tests.waiting import waiter
 DEST = "crm-otel"
 TOPIC = f"/topic/{DEST}"
 until = waiter(5.0)
-
 
 
 def _points(data: MetricsData | None) -> dict[str, list[Any]]:
@@ -260,3 +262,107 @@ async def test_emulator_metrics_count_commands_and_error_codes() -> None:
         assert _value(metrics["cucmconn.emulator.in_service"]) == 1
         handle.uninstrument()
         assert reader.get_metrics_data() is None  # detached: nothing observed any more
+
+
+class Durations(ClientObserver):
+    """Every finished command's duration, by (command, outcome), as the client reported it."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], list[float]] = {}
+
+    def command_finished(self, finished: CommandFinished) -> None:
+        self.seen.setdefault((finished.command, finished.outcome), []).append(finished.duration)
+
+    @property
+    def count(self) -> int:
+        return sum(len(d) for d in self.seen.values())
+
+
+async def _get_states(client: Client, extensions: list[str], rounds: int) -> None:
+    for _ in range(rounds):
+        await asyncio.gather(*(client.agent(x).get_state() for x in extensions))
+
+
+async def test_each_collection_sees_every_duration_recorded_before_it() -> None:
+    """The histogram's count, sum, min and max per series equal those of every command the
+    client reported finished so far, at each collection."""
+    seen = Session()
+    durations = Durations()
+    url = "memory://otel-durations"
+    extensions = [str(x) for x in range(1000, 1010)]
+    async with (
+        Emulator(url, extensions="1000-1009") as _emulator,
+        Client(url, client_destination=DEST, ttl=2.0) as client,
+    ):
+        handle = seen.instrument(client)
+        client.add_observer(durations)
+        await asyncio.gather(*(client.agent(x).login() for x in extensions))
+        for rounds in (25, 1):
+            await _get_states(client, extensions, rounds)
+            points = _points(seen.reader.get_metrics_data())["cucmconn.client.command.duration"]
+            assert sum(p.count for p in points) == durations.count
+            for (command, outcome), values in durations.seen.items():
+                found = _by(points, **{"cucmconn.command": command, "cucmconn.outcome": outcome})
+                assert len(found) == 1
+                (point,) = found
+                assert point.count == len(values)
+                assert point.sum == pytest.approx(math.fsum(values), rel=1e-9)
+                assert (point.min, point.max) == (min(values), max(values))
+        client.remove_observer(durations)
+        handle.uninstrument()
+
+
+async def test_a_collection_in_another_thread_loses_no_duration() -> None:
+    """A periodic reader collects in its own thread while the loop records."""
+    seen = Session()
+    durations = Durations()
+    url = "memory://otel-threads"
+    extensions = [str(x) for x in range(1000, 1020)]
+    collections = 0
+    stop = threading.Event()
+
+    def collect() -> None:
+        nonlocal collections
+        while not stop.is_set():
+            seen.reader.get_metrics_data()
+            collections += 1
+
+    async with (
+        Emulator(url, extensions="1000-1019") as _emulator,
+        Client(url, client_destination=DEST, ttl=2.0) as client,
+    ):
+        handle = seen.instrument(client)
+        client.add_observer(durations)
+        await asyncio.gather(*(client.agent(x).login() for x in extensions))
+        collector = threading.Thread(target=collect)
+        collector.start()
+        try:
+            await _get_states(client, extensions, 50)
+        finally:
+            stop.set()
+            await asyncio.to_thread(collector.join)
+        points = _points(seen.reader.get_metrics_data())["cucmconn.client.command.duration"]
+        commands = _points(seen.reader.get_metrics_data())["cucmconn.client.commands"]
+        assert collections > 1
+        assert sum(p.count for p in points) == durations.count == sum(p.value for p in commands)
+        client.remove_observer(durations)
+        handle.uninstrument()
+
+
+async def test_a_sampled_commands_duration_links_its_span_as_an_exemplar() -> None:
+    seen = Session()  # the SDK's default sampler: every span recorded
+    url = "memory://otel-exemplars"
+    async with (
+        Emulator(url, extensions="1000") as _emulator,
+        Client(url, client_destination=DEST, ttl=2.0) as client,
+    ):
+        handle = seen.instrument(client)
+        agent = client.agent("1000")
+        await agent.login()
+        for _ in range(5):
+            await agent.get_state()
+        points = _points(seen.reader.get_metrics_data())["cucmconn.client.command.duration"]
+        span_ids = {s.context.span_id for s in seen.exporter.get_finished_spans() if s.context}
+        exemplars = [e for p in points for e in p.exemplars]
+        assert exemplars and all(e.span_id in span_ids for e in exemplars)
+        handle.uninstrument()

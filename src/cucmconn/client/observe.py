@@ -120,19 +120,34 @@ class Observers:
             try:
                 call(observer)
             except Exception:
-                log.exception("observer %r failed; skipped", observer)
+                _failed(observer)
+
+    # The three per-command callbacks loop inline: a closure per call through ``_each`` costs
+    # about 0.15 us more each, about 0.7 us per memory:// command (five calls).
 
     def command_issued(self, command: str, target: str, correlation_id: str) -> None:
         """Fan out :meth:`ClientObserver.command_issued`."""
-        self._each(lambda o: o.command_issued(command, target, correlation_id))
+        for observer in self._items:
+            try:
+                observer.command_issued(command, target, correlation_id)
+            except Exception:
+                _failed(observer)
 
     def command_finished(self, finished: CommandFinished) -> None:
         """Fan out :meth:`ClientObserver.command_finished`."""
-        self._each(lambda o: o.command_finished(finished))
+        for observer in self._items:
+            try:
+                observer.command_finished(finished)
+            except Exception:
+                _failed(observer)
 
     def event_received(self, event: Event | None, fate: EventFate) -> None:
         """Fan out :meth:`ClientObserver.event_received`."""
-        self._each(lambda o: o.event_received(event, fate))
+        for observer in self._items:
+            try:
+                observer.event_received(event, fate)
+            except Exception:
+                _failed(observer)
 
     def connection_lost(self, reason: str) -> None:
         """Fan out :meth:`ClientObserver.connection_lost`."""
@@ -145,3 +160,8 @@ class Observers:
     def service_changed(self, in_service: bool, reason: str) -> None:
         """Fan out :meth:`ClientObserver.service_changed`."""
         self._each(lambda o: o.service_changed(in_service, reason))
+
+
+def _failed(observer: ClientObserver) -> None:
+    """Log the exception an observer's callback raised (it is skipped; the client goes on)."""
+    log.exception("observer %r failed; skipped", observer)

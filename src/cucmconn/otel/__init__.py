@@ -28,7 +28,8 @@ Spans: one per command, kind PRODUCER, named ``send <queue>``, with the messagin
 conventions (``messaging.system=activemq``, ``messaging.destination.name``, the correlation id
 as ``messaging.message.conversation_id``) plus ``cucmconn.command``, ``cucmconn.agent`` and
 ``cucmconn.outcome``; a command that did not get its answer ends with status ERROR and
-``error.type`` (the connector's code for an ``#Error#`` answer, else the outcome).
+``error.type`` (the connector's code for an ``#Error#`` answer, else the outcome).  A sampled
+command's duration is recorded in its span's context, so a histogram exemplar links its trace.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ..errors import MissingExtra
 
 try:
     from opentelemetry import metrics, trace
+    from opentelemetry.context import Context
     from opentelemetry.metrics import CallbackOptions, Observation
 except ImportError as exc:  # pragma: no cover - exercised by tests/package without the extra
     raise MissingExtra("otel", "cucmconn.otel") from exc
@@ -74,6 +76,10 @@ MAX_SERIES = 1000
 
 _SYSTEM = "activemq"
 _MALFORMED = "malformed"
+_PRODUCER = trace.SpanKind.PRODUCER
+_NO_SPAN = Context()
+"""The context a sampled-out command's duration is recorded in: no span, so no exemplar link
+(and no look-up of the caller's context, which at that point is the client's delivery path)."""
 
 
 class Instrumentation(ClientObserver):
@@ -190,7 +196,7 @@ class Instrumentation(ClientObserver):
 
     def command_issued(self, command: str, target: str, correlation_id: str) -> None:
         """Open the command's span (kept only when the sampler records it)."""
-        span = self._tracer.start_span(self._span_name, kind=trace.SpanKind.PRODUCER)
+        span = self._tracer.start_span(self._span_name, kind=_PRODUCER)
         if span.is_recording():
             span.set_attributes(self._base)
             span.set_attribute("messaging.message.conversation_id", correlation_id)
@@ -207,16 +213,12 @@ class Instrumentation(ClientObserver):
         if attributes is None:
             key, attributes = self._series(key)
         self._command_counts[key] = self._command_counts.get(key, 0) + 1
-        self._duration.record(finished.duration, attributes)
         cid = finished.correlation_id
-        if cid is not None:
-            span = self._spans.pop(cid, None)
-            if span is None:  # not sampled
-                return
-        else:  # refused before it had an id: a span of its own, already over
-            span = self._late_span(finished)
-            if not span.is_recording():
-                return
+        # None: not sampled; no id: refused before it had one, so a span of its own, already over
+        span = self._spans.pop(cid, None) if cid is not None else self._late_span(finished)
+        if span is None or not span.is_recording():
+            self._duration.record(finished.duration, attributes, _NO_SPAN)
+            return
         span.set_attribute("cucmconn.outcome", outcome)
         if outcome != "answered":
             error = code if code is not None else outcome
@@ -225,6 +227,7 @@ class Instrumentation(ClientObserver):
                 span.set_attribute("cucmconn.error_code", code)
             span.set_status(trace.Status(trace.StatusCode.ERROR, error))
         span.end()
+        self._duration.record(finished.duration, attributes, trace.set_span_in_context(span))
 
     def _series(
         self, key: tuple[str, str, str | None]
@@ -267,20 +270,22 @@ class Instrumentation(ClientObserver):
 
     # -- observed instruments (run at collection, not per command) ------------------------------
 
-    # The API cannot unregister a callback, so each observes nothing once detached.
+    # The API cannot unregister a callback, so each observes nothing once detached.  They may
+    # run in a reader's thread while the loop adds series: read the dicts with one C-level copy.
 
     def _commands(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self._active:
             return []
         attributes = self._attributes
-        return [Observation(n, attributes[key]) for key, n in self._command_counts.items()]
+        counts = tuple(self._command_counts.items())
+        return [Observation(n, attributes[key]) for key, n in counts]
 
     def _events(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self._active:
             return []
         return [
             Observation(n, {"cucmconn.event.type": kind, "cucmconn.event.fate": fate})
-            for (kind, fate), n in self._event_counts.items()
+            for (kind, fate), n in tuple(self._event_counts.items())
         ]
 
     def _in_flight(self, options: CallbackOptions) -> Iterable[Observation]:

@@ -15,9 +15,9 @@ A third peer, "on, timed", is "on" with clocks around the SDK's ``Histogram.reco
 ``Tracer.start_span`` (through wrapping providers) and around the instrumentation's callbacks;
 it splits "on"'s extra CPU per command into histogram record, span start, our callbacks (their
 time less the two SDK calls), and the rest (the client's observer fan-out and whatever the
-clocks do not see: on minus off minus the three).  "Our callbacks" carries the inner clocks'
-and wrappers' own cost, a few tenths of a microsecond; the timed state's CPU figure carries all
-of the clocks' cost and is not compared.
+clocks do not see: on minus off minus the three).  The clocks' own cost, measured on a no-op
+callee, is taken out of each piece; the timed state's CPU figure carries all of the clocks'
+cost and is not compared.
 
 The states run in this one process, alternating ``ROUNDS`` times, and each state's figure is
 its median, so a neighbour's burst hits them alike.  Under ``--benchmark-disable``
@@ -70,15 +70,16 @@ class _Discard(SpanExporter):
 
 
 class _Clocks:
-    """Nanoseconds spent in each timed piece of one run, and how often it ran (perf_counter:
-    each piece takes microseconds, so a preemption inside one is rare)."""
+    """CPU nanoseconds of this thread spent in each timed piece of one run, and how often it
+    ran (thread CPU time, not wall time: on a shared machine a preemption would otherwise be
+    booked to whatever piece was running)."""
 
     def __init__(self) -> None:
         self.ns: collections.Counter[str] = collections.Counter()
         self.calls: collections.Counter[str] = collections.Counter()
 
     def timed(self, name: str, call: Callable[..., T]) -> Callable[..., T]:
-        ns, calls, clock = self.ns, self.calls, time.perf_counter_ns
+        ns, calls, clock = self.ns, self.calls, time.thread_time_ns
 
         def timed_call(*args: Any, **kwargs: Any) -> T:
             started = clock()
@@ -92,22 +93,50 @@ class _Clocks:
 
     def split(self) -> dict[str, float]:
         """Microseconds per command (per ``command_finished``) of each SDK call and of our
-        callbacks without them."""
+        callbacks without them, less the clocks' own cost (see :func:`_clock_cost_ns`)."""
         commands = self.calls["command_finished"]
         if not commands:
             return {}
-        record, start = self.ns["histogram record"], self.ns["span start"]
-        ours = sum(self.ns[k] for k in ("command_issued", "command_finished", "event_received"))
+        booked, around = _clock_cost_ns()
+        ns, calls = self.ns, self.calls
+        record = ns["histogram record"] - calls["histogram record"] * booked
+        start = ns["span start"] - calls["span start"] * booked
+        callbacks = ("command_issued", "command_finished", "event_received")
+        ours = (
+            sum(ns[k] - calls[k] * booked for k in callbacks)
+            - ns["histogram record"]
+            - ns["span start"]
+            - (calls["histogram record"] + calls["span start"]) * around
+        )
         return {
             "histogram record": record / commands / 1e3,
             "span start": start / commands / 1e3,
-            "our callbacks": (ours - record - start) / commands / 1e3,
+            "our callbacks": ours / commands / 1e3,
         }
 
 
+def _clock_cost_ns(calls: int = 20_000) -> tuple[float, float]:
+    """The clocks' own cost per timed call, measured on a no-op callee: what its clock books
+    beyond the callee, and what an enclosing clock sees beyond that (wrapper, reads, tally)."""
+    probe = _Clocks()
+    timed = _TimedHistogram("probe", metrics.NoOpHistogram("probe"), probe)
+    bare = metrics.NoOpHistogram("probe")
+    clock = time.thread_time_ns
+    started = clock()
+    for _ in range(calls):
+        timed.record(0.0)
+    seen = clock() - started
+    started = clock()
+    for _ in range(calls):
+        bare.record(0.0)
+    plain = clock() - started
+    booked = probe.ns["histogram record"]
+    return max(0.0, (booked - plain) / calls), max(0.0, (seen - booked) / calls)
+
+
 class _TimedHistogram(metrics.Histogram):
-    def __init__(self, inner: metrics.Histogram, clocks: _Clocks) -> None:
-        super().__init__(inner.name)
+    def __init__(self, name: str, inner: metrics.Histogram, clocks: _Clocks) -> None:
+        super().__init__(name)
         self._record = clocks.timed("histogram record", inner.record)
 
     def record(self, amount: float, attributes: Any = None, context: Any = None) -> None:
@@ -122,8 +151,9 @@ class _TimedMeter(metrics.Meter):
         self._inner = inner
         self._clocks = clocks
 
-    def create_histogram(self, *args: Any, **kwargs: Any) -> metrics.Histogram:
-        return _TimedHistogram(self._inner.create_histogram(*args, **kwargs), self._clocks)
+    def create_histogram(self, name: str, *args: Any, **kwargs: Any) -> metrics.Histogram:
+        inner = self._inner.create_histogram(name, *args, **kwargs)
+        return _TimedHistogram(name, inner, self._clocks)
 
     def create_counter(self, *args: Any, **kwargs: Any) -> metrics.Counter:
         return self._inner.create_counter(*args, **kwargs)

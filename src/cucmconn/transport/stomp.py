@@ -224,7 +224,7 @@ class _Link(asyncio.Protocol):
             self.transport.abort()
 
     def _tls_failed(self, exc: _ssl.SSLError) -> None:
-        what = "TLS handshake failed" if self.tls is not None and not self.tls.ready else "TLS"
+        what = "TLS" if self.tls is not None and self.tls.ready else "TLS handshake failed"
         self.abort(TransportError(f"{self.endpoint}: {what}: {describe_tls_error(exc)}"))
 
 

@@ -64,11 +64,9 @@ class TLSClient:
         while True:
             try:
                 chunk = self._obj.read(_READ_CHUNK)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:  # the peer's close_notify: the socket closes next
-                break
-            if not chunk:
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break  # a record incomplete, or the peer's close_notify
+            if not chunk:  # close_notify, as this Python reports it: the socket closes next
                 break
             chunks.append(chunk)
         return b"".join(chunks)

@@ -154,6 +154,8 @@ class FaultProxy:
                 if direction in self._dropping:
                     self.dropped[direction] += len(data)
                     continue
+                # A read already under way when the stall began: hold what it brought.
+                await flowing.wait()
                 pipe.writer.write(data)
                 self.forwarded[direction] += len(data)
                 await pipe.writer.drain()

@@ -38,6 +38,8 @@ class ThrottledTransport(MemoryTransport):
         self._open.set()
         self.held = 0.0
         self.writes: list[tuple[float, float | None, str | None]] = []
+        self._taken = asyncio.Event()  # clear: the broker stopped taking what reached it
+        self._taken.set()
 
     @property
     def write_blocked(self) -> bool:
@@ -54,6 +56,18 @@ class ThrottledTransport(MemoryTransport):
     def unblock(self) -> None:
         self.blocked = False
         self._open.set()
+
+    def withhold(self) -> None:
+        """Writes still succeed (the kernel's buffers take them) but the broker no longer
+        takes them: ``flush`` waits, as a receipt behind them would not come."""
+        self._taken.clear()
+
+    def take(self) -> None:
+        self._taken.set()
+
+    async def flush(self) -> None:
+        await super().flush()
+        await self._taken.wait()
 
     async def send(  # type: ignore[override]
         self,
@@ -184,6 +198,29 @@ async def test_beat_written_but_unanswered_while_throttled_is_no_outage(
         assert client.in_service and changes.seen == []
         transport.unblock()
         await until(lambda: (False, "Beat unanswered") in changes.seen)  # a free link: outage
+
+
+async def test_beat_written_but_never_taken_by_the_broker_is_no_outage(
+    fake: FakeConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Beat left our buffer (the send returned: the kernel took it) but the broker never
+    confirmed having it: the link is throttled, which says nothing about the connector (issue
+    11).  Once the broker takes what we write again, an unanswered Beat is an outage."""
+    caplog.set_level(logging.INFO, "cucmconn.client")
+    transport = ThrottledTransport()
+    changes = ServiceChanges()
+    async with make_client(transport, keepalive=0.05) as client:
+        client.add_observer(changes)
+        await until(lambda: len(fake.commands("Beat")) >= 1)
+        fake.hold.add("Beat")
+        transport.withhold()
+        written = len(fake.commands("Beat"))
+        await asyncio.sleep(0.6)  # several keep-alive periods and connect_timeouts
+        assert len(fake.commands("Beat")) >= written + 2  # Beats were written, unanswered
+        assert client.in_service and changes.seen == []
+        assert any("Beat not taken by the broker" in r.getMessage() for r in caplog.records)
+        transport.take()
+        await until(lambda: (False, "Beat unanswered") in changes.seen)
 
 
 async def test_a_command_queued_behind_its_agent_times_out_unsent(fake: FakeConnector) -> None:

@@ -50,6 +50,9 @@ class Pair:
     async def send(self, destination: str, body: str, **options: Any) -> None:
         await self.link.send(destination, body, **options)
 
+    async def flush(self) -> None:
+        await self.link.flush()
+
     async def subscribe(self, destination: str, handler: MessageHandler, **options: Any) -> str:
         sub = await self.link.subscribe(destination, handler)
         self._subs[sub] = (destination, handler, sub)

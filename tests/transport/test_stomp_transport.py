@@ -42,6 +42,7 @@ from cucmconn.transport.tcp import QUICKACK_SUPPORTED
 from cucmconn.transport.url import FailoverPolicy
 from tests.faultproxy import FaultProxy
 from tests.listeners import Recorder
+from tests.transport.conftest import TLSPair
 from tests.waiting import waiter
 
 WAIT = 15.0  # upper bound for an expected event; never a speed assertion
@@ -358,8 +359,12 @@ class ScriptedBroker:
         self,
         on_connect: Callable[[Frame], bytes | None],
         on_frame: Callable[[Frame], bytes | None] | None = None,
+        *,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: a server context, to speak STOMP over TLS (``stomp+ssl://`` URLs)."""
         self.on_connect = on_connect
+        self.tls = tls
         self.on_frame = on_frame or self.receipt
         self.frames: list[Frame] = []
         self.connections = 0
@@ -372,13 +377,14 @@ class ScriptedBroker:
         return f"RECEIPT\nreceipt-id:{frame.headers['receipt']}\n\n\x00".encode()
 
     async def start(self) -> ScriptedBroker:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"stomp://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        scheme = "stomp" if self.tls is None else "stomp+ssl"
+        return f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def close(self) -> None:
         if self.server is not None:
@@ -895,12 +901,15 @@ async def _until_raises(call: Callable[[], Any]) -> None:
     pytest.fail("never raised")
 
 
+@pytest.mark.parametrize("over_tls", [False, True])
 async def test_a_frame_held_past_its_deadline_is_dropped_not_written(
-    closing: list[Any],
+    closing: list[Any], tls_pair: TLSPair, over_tls: bool
 ) -> None:
-    broker = await ScriptedBroker(lambda f: CONNECTED).start()
+    tls = tls_pair.server if over_tls else None
+    broker = await ScriptedBroker(lambda f: CONNECTED, tls=tls).start()
     closing.append(broker)
-    transport = open_transport(broker.url, heartbeat=0)
+    options: dict[str, Any] = {"ssl": tls_pair.client} if over_tls else {}
+    transport = open_transport(broker.url, heartbeat=0, **options)
     closing.append(transport)
     await transport.connect()
     loop = asyncio.get_running_loop()
@@ -912,6 +921,44 @@ async def test_a_frame_held_past_its_deadline_is_dropped_not_written(
     await _until(lambda: any(f.body == b"fresh" for f in broker.frames), what="the fresh frame")
     assert [f.body for f in broker.frames if f.command == "SEND"] == [b"fresh"]
     assert _stats(transport)["expired_unsent"] == 1
+
+
+async def test_tls_runs_in_the_link_with_no_buffer_outside_ours(
+    closing: list[Any], tls_pair: TLSPair
+) -> None:
+    """Over TLS the frames go through our own TLS layer straight into a TCP transport with
+    zero write-buffer limits: nothing waits in a buffer we do not see (issue 11), and the link
+    still writes and reads after CONNECT (asyncio's TLS layer with zero limits did not)."""
+    broker = await ScriptedBroker(lambda f: CONNECTED, tls=tls_pair.server).start()
+    closing.append(broker)
+    url = f"{broker.url}?cafile={tls_pair.cafile}"
+    transport = open_transport(url, heartbeat=0)
+    closing.append(transport)
+    await transport.connect()
+    assert isinstance(transport, StompTransport)
+    link = transport._link
+    assert link is not None and link.transport is not None and link.tls is not None
+    assert link.tls.ready
+    assert link.transport.get_extra_info("sslcontext") is None  # not asyncio's TLS
+    assert link.transport.get_write_buffer_limits() == (0, 0)
+    for i in range(20):  # each waits for its receipt: writes and reads keep flowing
+        await transport.subscribe(f"/topic/tls-{i}", lambda m: None)
+    assert [f.headers["destination"] for f in broker.frames if f.command == "SUBSCRIBE"] == [
+        f"/topic/tls-{i}" for i in range(20)
+    ]
+    await transport.close()
+    assert broker.frames[-1].command == "DISCONNECT"
+
+
+async def test_an_untrusted_tls_broker_is_a_clear_transport_error(
+    closing: list[Any], tls_pair: TLSPair
+) -> None:
+    broker = await ScriptedBroker(lambda f: CONNECTED, tls=tls_pair.server).start()
+    closing.append(broker)
+    transport = open_transport(broker.url, heartbeat=0, reconnect=False)  # system CAs only
+    closing.append(transport)
+    with pytest.raises(TransportError, match=r"TLS handshake failed: .*certificate"):
+        await transport.connect()
 
 
 @pytest.mark.skipif(not QUICKACK_SUPPORTED, reason="TCP_QUICKACK is Linux-only")

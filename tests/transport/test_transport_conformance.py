@@ -388,6 +388,11 @@ class Blockable:
     async def blocked_sender(self) -> Transport:
         if self.kind == "memory":
             return await self.make()
+        if self.kind == "tls":  # TLS records through the proxy: our own TLS layer (tls.py)
+            port = int(self.broker.stomp_ssl_url.rsplit(":", 1)[1])
+            self.proxy = await FaultProxy(self.broker.host, port, rcvbuf=16 * 1024).start()
+            url = self.broker.url(ssl=True).replace(f":{port}", f":{self.proxy.port}", 1)
+            return await self.make(url=url, heartbeat=0, reconnect=False)
         self.proxy = await FaultProxy(
             self.broker.host, self.broker.stomp_port, rcvbuf=16 * 1024
         ).start()
@@ -427,12 +432,16 @@ class Blockable:
             await self.proxy.close()
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=[*KINDS, pytest.param("tls", marks=pytest.mark.activemq)])
 async def blockable(request: pytest.FixtureRequest) -> AsyncIterator[Blockable]:
     kind: str = request.param
-    broker = None if kind == "memory" else request.getfixturevalue("activemq")
+    broker: Any = None
     base = "memory://conformance"
-    if broker is not None:
+    if kind == "tls":
+        broker = request.getfixturevalue("secure_activemq")
+        base = broker.url(ssl=True)
+    elif kind != "memory":
+        broker = request.getfixturevalue("activemq")
         base = broker.aiostomp_url if kind == "aiostomp" else broker.stomp_url
     opened: list[Transport] = []
 
@@ -498,6 +507,47 @@ async def test_a_blocked_link_times_out_sends_at_their_deadline_and_reports_the_
     assert sender.flow_control_held >= held
     if not isinstance(sender, MemoryTransport):  # the STOMP kinds report it in stats() too
         assert cast(Any, sender).stats()["flow_control_held"] >= 0.3
+
+
+async def test_flush_returns_on_a_healthy_link_and_refuses_a_closed_one(make: Factory) -> None:
+    transport = await make()
+    await transport.send(f"/topic/conf-{_name()}", "x")
+    async with asyncio.timeout(WAIT):
+        await transport.flush()
+    await transport.close()
+    with pytest.raises(TransportError):
+        await transport.flush()
+
+
+@pytest.mark.activemq
+@pytest.mark.parametrize("blockable", ["stomp", "split", "aiostomp", "tls"], indirect=True)
+async def test_flush_returns_once_the_broker_has_what_was_sent(blockable: Blockable) -> None:
+    """``flush`` is the broker's word, not the kernel's: while the broker takes nothing (the
+    proxy stopped forwarding our bytes, which the kernel still accepted) a send returns but
+    ``flush`` waits; it returns once the broker has the message (issue 11: a Beat written but
+    never taken says nothing about the connector).  Not on memory://, whose ``send`` hands the
+    message to its broker before returning."""
+    sender = await blockable.blocked_sender()
+    consumer = await blockable.make()
+    destination = f"/topic/conf-{_name()}"
+    got: list[bytes] = []
+    await consumer.subscribe(destination, lambda m: got.append(m.body))
+    await sender.send(destination, "before")
+    async with asyncio.timeout(WAIT):
+        await sender.flush()
+    assert blockable.proxy is not None
+    blockable.proxy.stall("up")
+    await sender.send(destination, "held")  # returns: the kernel's buffers take it
+    assert not sender.write_blocked
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await sender.flush()
+    assert b"held" not in got
+    blockable.proxy.heal()
+    async with asyncio.timeout(WAIT):
+        await sender.flush()
+    await _until(lambda: b"held" in got, "the held message")
+    assert got == [b"before", b"held"]
 
 
 async def test_switch_broker_on_a_single_broker_does_nothing(make: Factory) -> None:

@@ -54,7 +54,7 @@ from .restarts import ADVISORY_PREFIX, ConnectorIdentity, parse_advisory
 from .slots import DeadlineWheel, Slots
 from .stats import ClientStats, LatencyHistogram, StatsCounters
 from .streams import EventsMayBeMissed, EventStream, Overflow
-from .supervisor import Supervisor
+from .supervisor import RESTART_BEAT, Supervisor
 from .tracker import AgentTracker
 
 __all__ = ["Client", "ResyncCallback"]
@@ -131,12 +131,13 @@ class Client:
     agent without a session are counted in ``stats().unknown_agent``.  Resyncs (after a
     reconnect, an outage or a detected connector restart) coalesce: one runs at a time, at most
     one starts per ``resync_interval`` seconds, sending at most ``resync_rate`` GetState per
-    second.  ``advisories`` subscribes to ActiveMQ's consumer advisories of the command queue
-    to see a connector restart at once (where ACLs refuse them, the answers' ``message-id`` and
-    contradicting errors remain).  An unsolicited ``System#...`` status is confirmed with one
-    Hello before it changes anything; with a ``failover:`` URL, a broker where no connector
-    answers Hello is left for the next one.  Observers (:meth:`add_observer`) see every
-    command, event and state change.
+    second.  ``advisories`` subscribes to ActiveMQ's consumer advisories of the command queue to
+    see a connector restart at once; without them (turned off, or refused by ACLs) the answers'
+    ``message-id`` and contradicting errors reveal it, and the client Beats at least every
+    ``RESTART_BEAT`` (1 s) so that an idle one sees it within about a second too.  An
+    unsolicited ``System#...`` status is confirmed with one Hello before it changes anything;
+    with a ``failover:`` URL, a broker where no connector answers Hello is left for the next
+    one.  Observers (:meth:`add_observer`) see every command, event and state change.
     """
 
     def __init__(
@@ -237,6 +238,7 @@ class Client:
         )
         self._supervisor = Supervisor(
             probe=self._probe,
+            broker_took=self._broker_took,
             logged_in=self._logged_in_agents,
             refresh=self._refresh_agent,
             announce=self._announce,
@@ -399,6 +401,8 @@ class Client:
             self._subscription = await transport.subscribe(self._reply_to, self._on_message)
             if self.advisories:
                 await self._subscribe_advisories(transport)
+            if self._advisory_subscription is None:  # off, or refused: Beat more often
+                self._supervisor.restart_beat = RESTART_BEAT
             if transport.connected:  # else the link dropped meanwhile: restored() opens it
                 self._supervisor.link_opened()
             self._connected = True
@@ -626,6 +630,18 @@ class Client:
         entry.future.add_done_callback(_consume)
         await self._transmit(entry, jms_type, body, deadline)
         return entry.future
+
+    async def _broker_took(self, within: float) -> bool:
+        """The broker confirmed within ``within`` seconds that it has everything we sent."""
+        transport = self._transport
+        if transport is None:
+            return False
+        try:
+            async with asyncio.timeout(within):
+                await transport.flush()
+        except (TimeoutError, ConnectorError):
+            return False
+        return True
 
     # -- flow control ---------------------------------------------------------------------------
 

@@ -10,7 +10,10 @@ while in service, OUT_OF_SERVICE at any time, Hello again until it is back.  On 
   ``System#OUT_OF_SERVICE`` there (issue 11, case 5); asked this way, it changes nothing.
 * **A throttled link is not a dead connector.**  A Hello or Beat the broker would not take
   (producer flow control) or that went unanswered while the link was blocked says nothing
-  about the connector: the state stays as it is.
+  about the connector: the state stays as it is.  Nor does one written but never taken: a
+  probe is judged unanswered only when the broker confirmed it had it (``broker_took``: a
+  receipt behind it, ``Transport.flush``), since a Beat can sit in the kernel's buffers, or a
+  broker that stopped reading, without our buffer ever filling.
 * **Connector-aware failover.**  When no connector answers Hello on the broker we reached, the
   transport is asked to move to the next broker of its failover list, with a growing pause
   between moves; at start and whenever the connector vanishes.
@@ -35,17 +38,22 @@ from ..codec.events import Event, SystemStatus
 from ..errors import CommandTimeout, ConnectionLost, ConnectorError, ServiceUnavailable
 from .stats import StatsCounters
 
-__all__ = ["CONFIRM_SPACING", "Supervisor"]
+__all__ = ["CONFIRM_SPACING", "RESTART_BEAT", "Supervisor"]
 
 log = logging.getLogger("cucmconn.client")
 
 Probe = Callable[[str, float], Awaitable["asyncio.Future[Event]"]]
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
-HelloOutcome = Literal["answered", "unanswered", "throttled", "lost"]
+ProbeOutcome = Literal["answered", "unanswered", "throttled", "lost"]
 
 CONFIRM_SPACING = 0.1
 """Seconds between two Hellos sent to confirm unsolicited status messages (a flood of forged
 ones costs at most 10 Hellos a second)."""
+
+RESTART_BEAT = 1.0
+"""Beat period (seconds, when ``keepalive`` is longer) while no advisory announces connector
+restarts: a Beat's answer comes from the new connector's broker connection, so a restart faster
+than ``keepalive`` is still seen within about this long (issue 11: within 2 s)."""
 
 MAX_SWITCH_PAUSE = 10.0
 """Longest pause between two moves to another broker while no connector answers anywhere."""
@@ -55,9 +63,10 @@ class Supervisor:
     """Keeps one client's session with the connector alive and its view of it current.
 
     ``probe(name, ttl)`` writes a Hello or Beat and returns the future its answer resolves
-    (CommandTimeout if the link would not take it); ``logged_in()`` lists the extensions
-    believed logged in and ``refresh(ext)`` re-reads one; ``announce(reason)`` puts an
-    ``EventsMayBeMissed`` notice in every stream; ``after_resync()`` runs the application's
+    (CommandTimeout if the link would not take it); ``broker_took(ttl)`` says whether the broker
+    confirmed, within ``ttl``, that it has everything written so far; ``logged_in()`` lists the
+    extensions believed logged in and ``refresh(ext)`` re-reads one; ``announce(reason)`` puts
+    an ``EventsMayBeMissed`` notice in every stream; ``after_resync()`` runs the application's
     callback; ``service_changed(up, why)`` tells observers; ``flow_control_held()`` /
     ``write_blocked()`` say whether the broker throttles our link; ``switch_broker(reason)``
     moves the transport to its next broker (False when it has one); ``can_confirm()`` says
@@ -68,6 +77,7 @@ class Supervisor:
         self,
         *,
         probe: Probe,
+        broker_took: Callable[[float], Awaitable[bool]],
         logged_in: Callable[[], list[str]],
         refresh: Callable[[str], Awaitable[object]],
         announce: Callable[[str], None],
@@ -88,6 +98,7 @@ class Supervisor:
         where: str,
     ) -> None:
         self._probe = probe
+        self._broker_took = broker_took
         self._logged_in = logged_in
         self._refresh = refresh
         self._announce = announce
@@ -101,6 +112,9 @@ class Supervisor:
         self._stats = stats
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
+        self.restart_beat: float | None = None
+        """Beat at least this often (None: every ``keepalive``); set by the client while it
+        has no advisories to announce connector restarts."""
         self.handshake_timeout = handshake_timeout
         self.max_parallel = max_parallel
         self.resync_interval = resync_interval
@@ -154,23 +168,30 @@ class Supervisor:
 
     # -- Hello and Beat -----------------------------------------------------------------------
 
-    async def _hello(self, ttl: float) -> HelloOutcome:
-        """One Hello, awaited: was it answered (either status), unanswered, throttled, lost?"""
+    async def _ask(self, name: Literal["Hello", "Beat"], ttl: float) -> ProbeOutcome:
+        """One Hello or Beat, awaited: answered (either status); unanswered (the broker took
+        it, nobody answered); throttled (the broker did not take it in time, which says nothing
+        about the connector); or lost with the link."""
         held_before = self._flow_control_held()
         try:
-            answer = await self._probe("Hello", ttl)
+            answer = await self._probe(name, ttl)
         except CommandTimeout:
             return "throttled"  # the broker would not take it before its deadline
         except ConnectorError:
             return "lost"
+        taken = asyncio.ensure_future(self._broker_took(ttl))
         try:
             await asyncio.shield(answer)
         except CommandTimeout:
             if self._write_blocked() or self._flow_control_held() > held_before:
                 return "throttled"
+            if not (taken.done() and taken.result()):
+                return "throttled"  # written, but the broker never said it had it
             return "unanswered"
         except ConnectorError:
             return "lost"
+        finally:
+            taken.cancel()
         return "answered"
 
     async def _switch(self, reason: str) -> None:
@@ -223,7 +244,7 @@ class Supervisor:
         """One Hello period: send, wait for the answer or the period's end; move broker when
         nobody answered at all."""
         started = asyncio.get_running_loop().time()
-        outcome = await self._hello(step)
+        outcome = await self._ask("Hello", step)
         if self.in_service:
             return
         if outcome == "unanswered":
@@ -255,32 +276,28 @@ class Supervisor:
                     await asyncio.sleep(self.connect_timeout)
 
     async def _keepalive_step(self) -> None:
+        period = self.keepalive
+        if self.restart_beat is not None:
+            period = min(period, self.restart_beat)
         try:
-            await asyncio.wait_for(self._service_down.wait(), self.keepalive)
+            await asyncio.wait_for(self._service_down.wait(), period)
             return  # went out of service: the caller switches to Hello
         except TimeoutError:
             pass
-        held_before = self._flow_control_held()
-        try:
-            answer = await self._probe("Beat", self.connect_timeout)
-        except CommandTimeout:
-            # Our own Beat could not be written: the broker throttles the link.  That says
+        outcome = await self._ask("Beat", self.connect_timeout)
+        if outcome == "throttled":
+            # The broker did not take our Beat in time: it throttles the link.  That says
             # nothing about the connector, so the service state stays as it is.
-            log.info("Beat not written within %g s: link throttled", self.connect_timeout)
-            return
-        try:
-            await asyncio.shield(answer)
-        except CommandTimeout:
-            if self._write_blocked() or self._flow_control_held() > held_before:
-                log.info("Beat unanswered while the broker throttles our link: not an outage")
-                return
+            log.info(
+                "Beat not taken by the broker within %g s: link throttled, not an outage",
+                self.connect_timeout,
+            )
+        elif outcome == "unanswered":
             log.warning(
                 "no answer to Beat within %g s: treating the connector as out of service",
                 self.connect_timeout,
             )
             self._set_service(False, "Beat unanswered")
-        except ConnectionLost:
-            pass
 
     # -- what the connector and the transport report ------------------------------------------
 
@@ -311,7 +328,7 @@ class Supervisor:
         if wait > 0:
             await asyncio.sleep(wait)
         self._last_confirm = loop.time()
-        if await self._hello(self.connect_timeout) == "unanswered":
+        if await self._ask("Hello", self.connect_timeout) == "unanswered":
             self._set_service(False, f"no answer to Hello after {reason}")
 
     def _set_service(self, up: bool, why: str) -> None:

@@ -393,6 +393,20 @@ class AiostompTransport:
             raise ConnectionLost(f"{self.display_url}: not connected")
         return self._client
 
+    async def flush(self) -> None:
+        """Wait for the broker's receipt of a barrier behind what was sent (see
+        ``Transport.flush`` and ``StompSession.barrier_frames``)."""
+        if not self._up or self._reader is None:
+            raise TransportError(f"{self.display_url}: not connected")
+        reader = self._reader
+        receipt = f"barrier-{next(self._receipt_ids)}"
+
+        def write() -> None:
+            reader.send_frame("BEGIN", {"transaction": receipt, "receipt": receipt})
+            reader.send_frame("ABORT", {"transaction": receipt})
+
+        await self._request_receipt(receipt, write, None)
+
     async def switch_broker(self, reason: str) -> bool:
         """Always False: aiostomp:// takes exactly one broker."""
         return False
@@ -434,7 +448,9 @@ class AiostompTransport:
         if self._writable is not None:
             self._writable.set()
 
-    async def _request_receipt(self, receipt: str, write: Callable[[], None], wait: float) -> None:
+    async def _request_receipt(
+        self, receipt: str, write: Callable[[], None], wait: float | None
+    ) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._receipts[receipt] = waiter
         try:

@@ -255,6 +255,19 @@ class Transport(Protocol):
         """Stop a subscription ``subscribe`` returned (and no longer restore it on reconnect)."""
         ...
 
+    async def flush(self) -> None:
+        """Return once the broker has taken every message sent before this call (as nats.py's
+        ``flush``); ``ConnectionLost`` or ``TransportError`` when the link goes.  Bound the
+        wait with ``asyncio.timeout``: a throttling broker may hold it indefinitely.
+
+        A message in the kernel's buffers, or in a broker that stopped reading because of
+        producer flow control, has been written but not taken: only the broker's word tells
+        them apart (STOMP: a receipt for a frame behind them).  The client uses it to tell a
+        keep-alive that reached the connector's queue unanswered (an outage) from one the
+        broker never took (a throttled link, which says nothing about the connector).
+        """
+        ...
+
     async def switch_broker(self, reason: str) -> bool:
         """Drop the current link and reconnect starting with the next broker of a failover
         list (``reason`` is logged): for a connector that answers on another broker.

@@ -88,6 +88,10 @@ class ForwardingTransport:
         """Unsubscribe on the wrapped transport."""
         await self.inner.unsubscribe(subscription_id)
 
+    async def flush(self) -> None:
+        """Delegated to the wrapped transport (see ``Transport.flush``)."""
+        await self.inner.flush()
+
     async def switch_broker(self, reason: str) -> bool:
         """Delegated to the wrapped transport (see ``Transport.switch_broker``)."""
         return await self.inner.switch_broker(reason)

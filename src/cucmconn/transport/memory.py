@@ -302,6 +302,12 @@ class MemoryTransport:
                 self._held_total += time.monotonic() - started
                 self._held_since = None
 
+    async def flush(self) -> None:
+        """Nothing to wait for: ``send`` hands each message to the in-process broker before it
+        returns (see ``Transport.flush``)."""
+        if not self._connected:
+            raise TransportError(f"{self.display_url}: not connected")
+
     async def switch_broker(self, reason: str) -> bool:
         """Always False: an in-process broker has no other broker to switch to."""
         return False

@@ -167,6 +167,13 @@ class SplitTransport:
             await out.close()
         await self.inbound.close()
 
+    async def flush(self) -> None:
+        """Wait for the broker to take what the outbound link sent (see ``Transport.flush``)."""
+        out = self.outbound
+        if out is None:
+            raise TransportError(f"{self.display_url}: not connected")
+        await out.flush()
+
     async def switch_broker(self, reason: str) -> bool:
         """The inbound link moves (see ``Transport.switch_broker``); the outbound one follows."""
         return await self.inbound.switch_broker(reason)

@@ -45,6 +45,7 @@ from .stompsession import (
     StompSession,
 )
 from .tcp import set_quickack, tune_socket
+from .tls import TLSClient, describe_tls_error
 from .url import Endpoint, FailoverPolicy, TransportURL
 
 __all__ = ["StompOptions", "StompStats", "StompTransport"]
@@ -119,11 +120,16 @@ class StompStats:
 
 
 class _Link(asyncio.Protocol):
-    """One TCP (or TLS) connection; forwards everything to its transport."""
+    """One TCP connection, TLS on it when ``tls`` is given; forwards everything to its transport.
 
-    def __init__(self, owner: StompTransport, endpoint: Endpoint) -> None:
+    The transport writes through :meth:`write` / :meth:`writelines`, which encrypt when TLS is
+    on, so the bytes go straight into asyncio's TCP transport either way (see ``tls.py``).
+    """
+
+    def __init__(self, owner: StompTransport, endpoint: Endpoint, tls: TLSClient | None) -> None:
         self.owner = owner
         self.endpoint = endpoint
+        self.tls = tls
         self.transport: asyncio.Transport | None = None
         self.paused = False
         self.rx_activity = False
@@ -140,21 +146,51 @@ class _Link(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         # No user-space slack in asyncio's buffer: it pauses us as soon as the kernel refuses
         # bytes, so every frame not yet handed to the kernel stays in *our* buffer, where its
-        # deadline is still ours to honour (see StompTransport._flush).
-        # Not over TLS: with zero limits asyncio's SSL layer paused the protocol and never
-        # resumed it, so after CONNECT nothing more was written (no RECEIPT for SUBSCRIBE; the
-        # TLS tests in tests/system/test_reliability_access.py).  Over TLS asyncio's default
-        # limits stay, so a frame in asyncio's TLS buffer may still leave after its deadline.
-        if transport.get_extra_info("sslcontext") is None:
-            self.transport.set_write_buffer_limits(high=0, low=0)
+        # deadline is still ours to honour (see StompTransport._flush).  TLS included: its
+        # records are made by our own layer when a flush hands frames over (tls.py).
+        self.transport.set_write_buffer_limits(high=0, low=0)
         self.sock = tune_socket(self.transport) if self.owner.options.tcp_quickack else None
-        self.owner._on_link_made(self)
+        if self.tls is None:
+            self.owner._on_link_made(self)
+            return
+        try:
+            self.transport.write(self.tls.start())
+        except _ssl.SSLError as exc:
+            self._tls_failed(exc)
 
     def data_received(self, data: bytes) -> None:
         self.rx_activity = True
         if self.sock is not None:
             set_quickack(self.sock)
+        tls = self.tls
+        if tls is not None:
+            was_ready = tls.ready
+            try:
+                data = tls.receive(data)
+            except _ssl.SSLError as exc:
+                self._tls_failed(exc)
+                return
+            reply = tls.pending()
+            if reply and self.transport is not None:
+                self.transport.write(reply)
+            if not was_ready and tls.ready:
+                self.owner._on_link_made(self)
+            if not data:
+                return
         self.owner._on_data(self, data)
+
+    def write(self, data: bytes) -> None:
+        """Write one frame (or heart-beat) to the socket, encrypted when TLS is on."""
+        assert self.transport is not None
+        self.transport.write(data if self.tls is None else self.tls.encrypt((data,)))
+
+    def writelines(self, frames: list[bytes]) -> None:
+        """Write frames in one go (one TLS record batch, one ``writelines``)."""
+        assert self.transport is not None
+        if self.tls is None:
+            self.transport.writelines(frames)
+        else:
+            self.transport.write(self.tls.encrypt(frames))
 
     def eof_received(self) -> bool | None:
         return None  # close: a broker that half-closes is gone
@@ -172,11 +208,24 @@ class _Link(asyncio.Protocol):
             self.closed.set_result(None)
         self.owner._on_link_lost(self, self.reason or exc)
 
+    def close(self) -> None:
+        """Close after what was written (TLS: our close_notify first)."""
+        if self.transport is None:
+            return
+        if self.tls is not None and not self.transport.is_closing():
+            with contextlib.suppress(_ssl.SSLError):
+                self.transport.write(self.tls.close())
+        self.transport.close()
+
     def abort(self, reason: BaseException) -> None:
         if self.reason is None:
             self.reason = reason
         if self.transport is not None:
             self.transport.abort()
+
+    def _tls_failed(self, exc: _ssl.SSLError) -> None:
+        what = "TLS" if self.tls is not None and self.tls.ready else "TLS handshake failed"
+        self.abort(TransportError(f"{self.endpoint}: {what}: {describe_tls_error(exc)}"))
 
 
 class StompTransport:
@@ -357,8 +406,7 @@ class StompTransport:
             with contextlib.suppress(TransportError, TimeoutError):
                 await self._request_receipt(receipt, frame, min(1.0, self.options.receipt_timeout))
         self._connected = False
-        if link.transport is not None:
-            link.transport.close()
+        link.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(link.closed), 1.0)
         if not link.closed.done() and link.transport is not None:
@@ -405,6 +453,16 @@ class StompTransport:
             raise TimeoutError(f"{self.display_url}: send deadline passed before writing")
         self._write(frame, deadline)
         self._stats.messages_out += 1
+
+    async def flush(self) -> None:
+        """Wait for the broker's receipt of a barrier written behind everything sent so far
+        (``StompSession.barrier_frames``; see ``Transport.flush``).  The barrier queues in our
+        buffer like any frame, so a paused link delays it too."""
+        self._require_connected()
+        receipt, frames = self._session.barrier_frames()
+        for frame in frames:
+            self._write(frame)
+        await self._await_receipt(receipt, None)
 
     async def switch_broker(self, reason: str) -> bool:
         """Drop the current link and reconnect, starting with the next broker of the list.
@@ -478,18 +536,14 @@ class StompTransport:
 
         def factory() -> _Link:
             nonlocal link
-            link = _Link(self, endpoint)
+            tls = TLSClient(ssl_ctx, endpoint.host) if ssl_ctx is not None else None
+            link = _Link(self, endpoint, tls)
             return link
 
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    factory,
-                    endpoint.host,
-                    endpoint.port,
-                    ssl=ssl_ctx,
-                    server_hostname=endpoint.host if ssl_ctx else None,
-                )
+                # TLS runs inside the link (tls.py), not in asyncio: see the module there.
+                await loop.create_connection(factory, endpoint.host, endpoint.port)
                 assert link is not None
                 connected = await link.ready
                 await self._activate(link, connected)
@@ -504,9 +558,8 @@ class StompTransport:
             return exc
         if isinstance(exc, TimeoutError):
             return TransportError(f"{endpoint}: no CONNECTED within {timeout:g}s")
-        if isinstance(exc, _ssl.SSLError):
-            reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-            return TransportError(f"{endpoint}: TLS handshake failed: {reason}")
+        if isinstance(exc, _ssl.SSLError):  # raised by the TLS layer when set up
+            return TransportError(f"{endpoint}: TLS handshake failed: {describe_tls_error(exc)}")
         if isinstance(exc, OSError):
             return TransportError(f"{endpoint}: {exc.strerror or exc}")
         return exc  # cancellation and bugs pass through unchanged
@@ -553,8 +606,7 @@ class StompTransport:
     # -- link callbacks ----------------------------------------------------------------------------
 
     def _on_link_made(self, link: _Link) -> None:
-        assert link.transport is not None
-        link.transport.write(self._session.connect_frame())
+        link.write(self._session.connect_frame())
 
     def _on_data(self, link: _Link, data: bytes) -> None:
         try:
@@ -856,7 +908,7 @@ class StompTransport:
         self._stats.bytes_out += self._out_bytes
         self._out_bytes = 0
         if out:
-            transport.writelines(out)
+            link.writelines(out)
             self._stats.writes += 1
         if not link.paused:
             self._wake_senders()
@@ -904,7 +956,7 @@ class StompTransport:
             and transport is not None
             and not transport.is_closing()
         ):
-            transport.write(b"\n")
+            link.write(b"\n")
             self._stats.heartbeats_out += 1
         self._tx_activity = False
         self._beat_timer = asyncio.get_running_loop().call_later(period, self._beat, link, period)
@@ -936,8 +988,9 @@ class StompTransport:
         self._write(frame)
         await self._await_receipt(receipt, wait)
 
-    async def _await_receipt(self, receipt: str, wait: float) -> None:
-        """Wait at most ``wait`` seconds for the receipt of a frame written this loop turn."""
+    async def _await_receipt(self, receipt: str, wait: float | None) -> None:
+        """Wait at most ``wait`` seconds (None: for as long as the link lasts) for the
+        receipt of a frame written this loop turn."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._receipts[receipt] = waiter
         try:

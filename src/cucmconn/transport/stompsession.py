@@ -198,6 +198,18 @@ class StompSession:
         self.state = SessionState.CLOSING
         return receipt, encode_frame("DISCONNECT", {"receipt": receipt})
 
+    def barrier_frames(self) -> tuple[str, list[bytes]]:
+        """Frames whose receipt the broker sends only once it has processed every frame before
+        them (it handles a connection's frames in order): an empty transaction begun with a
+        receipt, then aborted.  STOMP has no no-op frame; BEGIN/ABORT leave nothing behind
+        (an UNSUBSCRIBE or ACK of nothing would be an ERROR)."""
+        receipt = self.next_receipt()
+        transaction = f"barrier-{receipt}"
+        return receipt, [
+            encode_frame("BEGIN", {"transaction": transaction, "receipt": receipt}),
+            encode_frame("ABORT", {"transaction": transaction}),
+        ]
+
     def next_receipt(self) -> str:
         return f"r-{next(self._receipt_ids)}"
 

@@ -120,34 +120,19 @@ class Observers:
             try:
                 call(observer)
             except Exception:
-                _failed(observer)
-
-    # The three per-command callbacks loop inline: a closure per call through ``_each`` costs
-    # about 0.15 us more each, about 0.7 us per memory:// command (five calls).
+                log.exception("observer %r failed; skipped", observer)
 
     def command_issued(self, command: str, target: str, correlation_id: str) -> None:
         """Fan out :meth:`ClientObserver.command_issued`."""
-        for observer in self._items:
-            try:
-                observer.command_issued(command, target, correlation_id)
-            except Exception:
-                _failed(observer)
+        self._each(lambda o: o.command_issued(command, target, correlation_id))
 
     def command_finished(self, finished: CommandFinished) -> None:
         """Fan out :meth:`ClientObserver.command_finished`."""
-        for observer in self._items:
-            try:
-                observer.command_finished(finished)
-            except Exception:
-                _failed(observer)
+        self._each(lambda o: o.command_finished(finished))
 
     def event_received(self, event: Event | None, fate: EventFate) -> None:
         """Fan out :meth:`ClientObserver.event_received`."""
-        for observer in self._items:
-            try:
-                observer.event_received(event, fate)
-            except Exception:
-                _failed(observer)
+        self._each(lambda o: o.event_received(event, fate))
 
     def connection_lost(self, reason: str) -> None:
         """Fan out :meth:`ClientObserver.connection_lost`."""
@@ -160,8 +145,3 @@ class Observers:
     def service_changed(self, in_service: bool, reason: str) -> None:
         """Fan out :meth:`ClientObserver.service_changed`."""
         self._each(lambda o: o.service_changed(in_service, reason))
-
-
-def _failed(observer: ClientObserver) -> None:
-    """Log the exception an observer's callback raised (it is skipped; the client goes on)."""
-    log.exception("observer %r failed; skipped", observer)

@@ -111,6 +111,7 @@ def _mean(values: list[float]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SECONDS + 900)  # the suite's 300 s default would end the run at 5 minutes
 @pytest.mark.benchmark(group="drift")
 def test_drift_half_rate(benchmark: Any) -> None:
     window = 60.0 if SECONDS >= 1800 else max(SECONDS / 30, 1.0)

@@ -71,9 +71,7 @@ class OptionalBuildExt(build_ext):
             from Cython.Build import cythonize
         except ImportError as exc:
             raise RuntimeError("Cython is not installed") from exc
-        missing = [
-            src for ext in self.extensions for src in ext.sources if not Path(src).exists()
-        ]
+        missing = [src for ext in self.extensions for src in ext.sources if not Path(src).exists()]
         if missing:
             raise FileNotFoundError(f"codec sources missing: {missing}")
         generated = cythonize(

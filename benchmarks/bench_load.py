@@ -243,8 +243,8 @@ def test_login_storm_10k(
     split: dict[str, float | None] = {}
     for name, spent in before.items():
         end = after[name]
-        split[name] = None if spent is None or end is None else round(
-            (end - spent) * 1e6 / commands, 1
+        split[name] = (
+            None if spent is None or end is None else round((end - spent) * 1e6 / commands, 1)
         )
     split["client_login_per_agent"] = report["login_cpu_us_per_agent"]
     benchmark.extra_info["cpu_us_per_command_split"] = split

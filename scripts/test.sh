@@ -8,8 +8,8 @@
 #      and the example services' own tests (examples/*/) on memory:// as their users run them;
 #   2. the codec and client tests again on the pure-Python twins (CUCMCONN_NO_EXTENSIONS=1);
 #   3. every benchmark once as a smoke test (so they cannot rot; the load runs cut to 2 s, and
-#      still failing on any lost command); ruff (src, tests, benchmarks, examples, scripts), mypy
-#      (src and examples/);
+#      still failing on any lost command); ruff check and ruff format --check (src, tests,
+#      benchmarks, examples, scripts), mypy (src and examples/);
 #   4. the API reference (docs/api, Sphinx autodoc, warnings as errors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,8 +99,9 @@ step "benchmarks, once each, as a smoke test"
 CUCMCONN_TEST_LOOPS=asyncio CUCMCONN_BENCH_SECONDS=2 "$PY" -m pytest -q -p no:cacheprovider \
   benchmarks/bench_*.py --benchmark-disable -m "not slow"
 
-step "ruff and mypy"
+step "ruff (lint and format) and mypy"
 "$PY" -m ruff check src tests benchmarks examples scripts setup.py
+"$PY" -m ruff format --check src tests benchmarks examples scripts setup.py
 "$PY" -m mypy
 
 step "API reference: Sphinx autodoc from the docstrings, warnings as errors"

@@ -41,4 +41,3 @@ def run_module(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess
         env=env,
         check=False,
     )
-

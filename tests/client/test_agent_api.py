@@ -41,7 +41,6 @@ TOPIC = f"/topic/{DEST}"
 until = waiter(5.0)
 
 
-
 @pytest.fixture
 async def client(fake: FakeConnector) -> AsyncIterator[Client]:
     async with Client(
@@ -174,8 +173,12 @@ async def test_state_follows_each_call_command_before_the_agent_state_arrives(
         "RetrieveCall": "TALKING",
         "ReleaseCall": "READY",
     }
-    legs = {"MakeCall": "INITIATED", "HoldCall": "HELD", "RetrieveCall": "ACTIVE",
-            "ReleaseCall": "DROPPED"}
+    legs = {
+        "MakeCall": "INITIATED",
+        "HoldCall": "HELD",
+        "RetrieveCall": "ACTIVE",
+        "ReleaseCall": "DROPPED",
+    }
 
     def call_command(c: FakeCommand) -> list[Reply]:
         later(fake, c, 0.3, f"{c.target}#AgentState#{delayed[c.name]}#{NOW}")

@@ -102,7 +102,6 @@ class ServiceChanges(ClientObserver):
         self.seen.append((in_service, reason))
 
 
-
 def make_client(transport: ThrottledTransport, **options: Any) -> Client:
     options.setdefault("ttl", 0.25)
     options.setdefault("connect_timeout", 0.1)

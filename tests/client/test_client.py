@@ -39,7 +39,6 @@ TOPIC = f"/topic/{DEST}"
 until = waiter(5.0)
 
 
-
 def make_client(**options: Any) -> Client:
     return memory_client(DEST, **options)
 

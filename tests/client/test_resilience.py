@@ -20,7 +20,6 @@ ADVISORY = "/topic/ActiveMQ.Advisory.Consumer.Queue.Connector1"
 until = waiter(10.0)
 
 
-
 def make_client(**options: Any) -> Client:
     options.setdefault("connect_timeout", 0.2)
     return memory_client(DEST, **options)

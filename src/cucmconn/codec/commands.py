@@ -112,6 +112,7 @@ def is_probe(name: str) -> bool:
     """Is ``name`` (any case, spaces around it, or an alias) a session probe?"""
     return ALIASES.get(name.strip().lower()) in PROBES
 
+
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 _BAD_RE = re.compile(r"[,#|\x00-\x1f\x7f-\x9f]")
 

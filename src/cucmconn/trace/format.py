@@ -266,4 +266,3 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
             raise TraceError(f"{name}:{number}: not a trace record: {error}") from None
         dropped = end.dropped
     return Trace(header, records, dropped)
-

@@ -149,6 +149,11 @@ def test_drift_half_rate(benchmark: Any) -> None:
         f"{figures['first_p99_ms']:.1f} vs {figures['last_p99_ms']:.1f} ms ({p99_drift:.1%}), "
         f"RSS {figures['rss_first_mb']:.0f} -> {figures['rss_last_mb']:.0f} MB"
     )
+    print("per window (cps, p99 ms, RSS MB):")
+    print(
+        "  "
+        + "; ".join(f"{w['cps']:,.0f} {w['p99_ms']:.1f} {w['rss_mb'] or 0:.0f}" for w in windows)
+    )
     assert sum(w["failed"] for w in windows) == 0
     assert cps_drift <= TOLERANCE, f"throughput drifted {cps_drift:.1%}"
     assert p99_drift <= TOLERANCE, f"p99 drifted {p99_drift:.1%}"

@@ -9,8 +9,9 @@ It records every write with its time and deadline so the tests can check none wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -109,6 +110,20 @@ def make_client(transport: ThrottledTransport, **options: Any) -> Client:
     return Client(transport=transport, client_destination=DEST, **options)
 
 
+@contextlib.asynccontextmanager
+async def beating(
+    fake: FakeConnector,
+) -> AsyncIterator[tuple[Client, ThrottledTransport, ServiceChanges]]:
+    """A client Beating every 50 ms through a ``ThrottledTransport``, its service changes
+    recorded; yields once its first Beat reached the connector."""
+    transport = ThrottledTransport()
+    changes = ServiceChanges()
+    async with make_client(transport, keepalive=0.05) as client:
+        client.add_observer(changes)
+        await until(lambda: len(fake.commands("Beat")) >= 1)
+        yield client, transport, changes
+
+
 def accounted(stats: ClientStats) -> int:
     """Every issued command, counted once by its outcome (or still in flight)."""
     return (
@@ -161,11 +176,7 @@ async def test_keepalive_is_not_starved_and_no_outage_is_declared(
     """A Beat the broker will not take says nothing about the connector: stay IN_SERVICE,
     log the throttling once."""
     caplog.set_level(logging.INFO, "cucmconn.client")
-    transport = ThrottledTransport()
-    changes = ServiceChanges()
-    async with make_client(transport, keepalive=0.05) as client:
-        client.add_observer(changes)
-        await until(lambda: len(fake.commands("Beat")) >= 1)
+    async with beating(fake) as (client, transport, changes):
         transport.block()
         beats = [w for w in transport.writes if w[2] and w[2].startswith("Beat")]
         tasks = [asyncio.create_task(client.agent(str(i)).get_state()) for i in range(20)]
@@ -206,11 +217,7 @@ async def test_beat_written_but_never_taken_by_the_broker_is_no_outage(
     confirmed having it: the link is throttled, which says nothing about the connector (issue
     11).  Once the broker takes what we write again, an unanswered Beat is an outage."""
     caplog.set_level(logging.INFO, "cucmconn.client")
-    transport = ThrottledTransport()
-    changes = ServiceChanges()
-    async with make_client(transport, keepalive=0.05) as client:
-        client.add_observer(changes)
-        await until(lambda: len(fake.commands("Beat")) >= 1)
+    async with beating(fake) as (client, transport, changes):
         fake.hold.add("Beat")
         transport.withhold()
         written = len(fake.commands("Beat"))

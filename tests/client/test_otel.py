@@ -9,10 +9,12 @@ link with a reconnect, so each outcome and each observed counter has something t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import subprocess
 import sys
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -283,20 +285,31 @@ async def _get_states(client: Client, extensions: list[str], rounds: int) -> Non
         await asyncio.gather(*(client.agent(x).get_state() for x in extensions))
 
 
-async def test_each_collection_sees_every_duration_recorded_before_it() -> None:
-    """The histogram's count, sum, min and max per series equal those of every command the
-    client reported finished so far, at each collection."""
-    seen = Session()
-    durations = Durations()
-    url = "memory://otel-durations"
-    extensions = [str(x) for x in range(1000, 1010)]
+@contextlib.asynccontextmanager
+async def _instrumented(
+    name: str, agents: int
+) -> AsyncIterator[tuple[Session, Durations, Client, list[str]]]:
+    """An instrumented client on ``memory://<name>`` with ``agents`` agents logged in, a
+    ``Durations`` observer beside the instrumentation; both detached on the way out."""
+    seen, durations = Session(), Durations()
+    url = f"memory://{name}"
+    extensions = [str(x) for x in range(1000, 1000 + agents)]
     async with (
-        Emulator(url, extensions="1000-1009") as _emulator,
+        Emulator(url, extensions=f"1000-{999 + agents}") as _emulator,
         Client(url, client_destination=DEST, ttl=2.0) as client,
     ):
         handle = seen.instrument(client)
         client.add_observer(durations)
         await asyncio.gather(*(client.agent(x).login() for x in extensions))
+        yield seen, durations, client, extensions
+        client.remove_observer(durations)
+        handle.uninstrument()
+
+
+async def test_each_collection_sees_every_duration_recorded_before_it() -> None:
+    """The histogram's count, sum, min and max per series equal those of every command the
+    client reported finished so far, at each collection."""
+    async with _instrumented("otel-durations", 10) as (seen, durations, client, extensions):
         for rounds in (25, 1):
             await _get_states(client, extensions, rounds)
             points = _points(seen.reader.get_metrics_data())["cucmconn.client.command.duration"]
@@ -308,16 +321,10 @@ async def test_each_collection_sees_every_duration_recorded_before_it() -> None:
                 assert point.count == len(values)
                 assert point.sum == pytest.approx(math.fsum(values), rel=1e-9)
                 assert (point.min, point.max) == (min(values), max(values))
-        client.remove_observer(durations)
-        handle.uninstrument()
 
 
 async def test_a_collection_in_another_thread_loses_no_duration() -> None:
     """A periodic reader collects in its own thread while the loop records."""
-    seen = Session()
-    durations = Durations()
-    url = "memory://otel-threads"
-    extensions = [str(x) for x in range(1000, 1020)]
     collections = 0
     stop = threading.Event()
 
@@ -327,13 +334,7 @@ async def test_a_collection_in_another_thread_loses_no_duration() -> None:
             seen.reader.get_metrics_data()
             collections += 1
 
-    async with (
-        Emulator(url, extensions="1000-1019") as _emulator,
-        Client(url, client_destination=DEST, ttl=2.0) as client,
-    ):
-        handle = seen.instrument(client)
-        client.add_observer(durations)
-        await asyncio.gather(*(client.agent(x).login() for x in extensions))
+    async with _instrumented("otel-threads", 20) as (seen, durations, client, extensions):
         collector = threading.Thread(target=collect)
         collector.start()
         try:
@@ -345,8 +346,6 @@ async def test_a_collection_in_another_thread_loses_no_duration() -> None:
         commands = _points(seen.reader.get_metrics_data())["cucmconn.client.commands"]
         assert collections > 1
         assert sum(p.count for p in points) == durations.count == sum(p.value for p in commands)
-        client.remove_observer(durations)
-        handle.uninstrument()
 
 
 async def test_a_sampled_commands_duration_links_its_span_as_an_exemplar() -> None:

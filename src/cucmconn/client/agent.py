@@ -472,6 +472,8 @@ class AgentSession:
         ttl = self._ttl(ttl)
         deadline = asyncio.get_running_loop().time() + ttl
         answer = await self._client.send(name, self.extension, *args, ttl=ttl)
+        if isinstance(answer, kind):  # the usual case, without a coroutine for _typed
+            return answer
         return await self._typed(answer, kind, name, deadline)
 
     async def _typed(self, answer: Event, kind: type[E], name: str, deadline: float) -> E:

@@ -53,7 +53,7 @@ from .observe import ClientObserver, CommandFinished, Observers, Outcome
 from .restarts import ADVISORY_PREFIX, ConnectorIdentity, parse_advisory
 from .slots import DeadlineWheel, Slots
 from .stats import ClientStats, LatencyHistogram, StatsCounters
-from .streams import EventsMayBeMissed, EventStream, Overflow
+from .streams import EventsMayBeMissed, EventStream, Overflow, StreamSet
 from .supervisor import RESTART_BEAT, Supervisor
 from .tracker import AgentTracker
 
@@ -221,7 +221,7 @@ class Client:
         self._wheel = DeadlineWheel(BUCKET_SECONDS)
         self._agents: dict[str, AgentSession] = {}
         self._trackers: dict[str, AgentTracker] = {}
-        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        self._streams = StreamSet()
         self._ids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:12]
         self._subscription: str | None = None
@@ -429,7 +429,7 @@ class Client:
         self._table.fail_all(lambda e: ConnectionLost(f"{e.command}#{e.target}: client closed"))
         for tracker in self._trackers.values():
             tracker.close()
-        for stream in list(self._streams):
+        for stream in self._streams.streams():
             stream.close()
         transport = self._transport
         if transport is not None:
@@ -477,41 +477,28 @@ class Client:
         issued_at = asyncio.get_running_loop().time()
         self._stats.issued += 1
         tracker = self._trackers.get(target)
-        if tracker is None:
-            return await self._request(name, target, args, jms_type, body, issued_at, ttl)
-        turn = tracker.turn
-        if not turn.try_acquire():
+        turn = tracker.turn if tracker is not None else None
+        if turn is not None and not turn.try_acquire():
             await self._queue_at(turn, name, target, issued_at, ttl)
-        try:
-            return await self._request(name, target, args, jms_type, body, issued_at, ttl)
-        finally:
-            turn.release()
-
-    async def _request(
-        self,
-        name: str,
-        target: str,
-        args: tuple[str, ...],
-        jms_type: str,
-        body: str,
-        issued_at: float,
-        ttl: float,
-    ) -> Event:
-        if self._closed or not self._connected or not self._supervisor.ready:
-            await self._wait_ready(name, target, issued_at, ttl)
-        slots = self._slots
-        if not slots.try_acquire():
-            await self._queue_at(slots, name, target, issued_at, ttl)
-        try:
-            entry = self._register(name, target, args, issued_at + ttl)
-            await self._transmit(entry, jms_type, body, issued_at + ttl)
+        try:  # one coroutine from here to the answer: this is every command's path
+            if self._closed or not self._connected or not self._supervisor.ready:
+                await self._wait_ready(name, target, issued_at, ttl)
+            slots = self._slots
+            if not slots.try_acquire():
+                await self._queue_at(slots, name, target, issued_at, ttl)
             try:
-                return await entry.future
-            except asyncio.CancelledError:
-                self._table.abandon(entry)
-                raise
+                entry = self._register(name, target, args, issued_at + ttl)
+                await self._transmit(entry, jms_type, body, issued_at + ttl)
+                try:
+                    return await entry.future
+                except asyncio.CancelledError:
+                    self._table.abandon(entry)
+                    raise
+            finally:
+                slots.release()
         finally:
-            slots.release()
+            if turn is not None:
+                turn.release()
 
     async def _queue_at(
         self, gate: Slots, name: str, target: str, issued_at: float, ttl: float
@@ -569,7 +556,7 @@ class Client:
         now = asyncio.get_running_loop().time()
         cid = f"{self._id_prefix}-{next(self._ids):x}"
         entry = self._table.add(cid, name, target, args, deadline, now)
-        if self._observers:
+        if self._observers.active:
             self._observers.command_issued(name, target, cid)
         return entry
 
@@ -692,8 +679,7 @@ class Client:
 
     def _announce(self, reason: str) -> None:
         notice = EventsMayBeMissed(reason)
-        for stream in list(self._streams):
-            stream.push(notice)
+        self._streams.push(notice)
         for tracker in self._trackers.values():
             tracker.notify(notice)
 
@@ -775,10 +761,9 @@ class Client:
             and tracker.logged_in
         ):
             self._recheck(tracker.extension)
-        if self._streams:  # an empty WeakSet is cheap to test, not to iterate
-            for stream in self._streams:
-                stream.push(event)
-        if self._observers:
+        if self._streams:
+            self._streams.push(event)
+        if self._observers.active:
             self._observers.event_received(event, fate)
 
     # -- connector restarts -------------------------------------------------------------------

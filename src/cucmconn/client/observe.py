@@ -90,16 +90,19 @@ class ClientObserver:
 class Observers:
     """The observers of one client; calls each callback on all of them, isolating failures.
 
-    Falsy while empty, so a call site costs one truth test when nobody observes.
+    Falsy while empty.  Hot paths test :attr:`active` instead, a plain attribute, so a call
+    site costs one attribute read when nobody observes (a truth test would call ``__bool__``).
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "active")
 
     def __init__(self) -> None:
         self._items: tuple[ClientObserver, ...] = ()
+        self.active = False
+        """True while at least one observer is attached."""
 
     def __bool__(self) -> bool:
-        return bool(self._items)
+        return self.active
 
     def __len__(self) -> int:
         return len(self._items)
@@ -108,12 +111,14 @@ class Observers:
         """Attach ``observer`` (attaching the same object twice has no effect)."""
         if observer not in self._items:
             self._items = (*self._items, observer)
+            self.active = True
 
     def remove(self, observer: ClientObserver) -> None:
         """Detach ``observer``; ValueError if it was not attached."""
         if observer not in self._items:
             raise ValueError(f"{observer!r} is not attached")
         self._items = tuple(item for item in self._items if item is not observer)
+        self.active = bool(self._items)
 
     def _each(self, call: Callable[[ClientObserver], None]) -> None:
         for observer in self._items:

@@ -9,6 +9,8 @@ event and raises :class:`~cucmconn.errors.SlowConsumer` to the reader on its nex
 from __future__ import annotations
 
 import asyncio
+import functools
+import weakref
 from collections import deque
 from typing import Literal, TypeAlias
 
@@ -18,7 +20,7 @@ from ..codec.events import Event
 from ..errors import SlowConsumer
 from .stats import StatsCounters
 
-__all__ = ["EventStream", "EventsMayBeMissed", "Overflow", "StreamItem"]
+__all__ = ["EventStream", "EventsMayBeMissed", "Overflow", "StreamItem", "StreamSet"]
 
 Overflow: TypeAlias = Literal["drop_oldest", "raise"]
 
@@ -130,3 +132,33 @@ class EventStream:
                 await self._waiter
             finally:
                 self._waiter = None
+
+
+class StreamSet(dict[int, "weakref.ReferenceType[EventStream]"]):
+    """The open streams of a client or of one agent, held weakly: a stream its reader dropped
+    leaves the set by itself.
+
+    A dict (stream id -> weak reference) rather than a ``weakref.WeakSet``: the hot path asks
+    "any streams?" once per event, and a dict's truth test stays in C where ``WeakSet``'s
+    ``__len__`` is a Python call.
+    """
+
+    __slots__ = ()
+
+    def add(self, stream: EventStream) -> None:
+        """Hold ``stream`` until it is closed and dropped by its reader."""
+        key = id(stream)
+        self[key] = weakref.ref(stream, functools.partial(self._gone, key))
+
+    def _gone(self, key: int, ref: weakref.ReferenceType[EventStream]) -> None:
+        if self.get(key) is ref:
+            del self[key]
+
+    def streams(self) -> list[EventStream]:
+        """The streams still alive, in the order they were opened."""
+        return [stream for ref in list(self.values()) if (stream := ref()) is not None]
+
+    def push(self, item: StreamItem) -> None:
+        """Give ``item`` to every stream (each applies its own overflow rule)."""
+        for stream in self.streams():
+            stream.push(item)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ from ..codec.events import (
 from ..errors import ConnectionLost
 from .slots import Slots
 from .stats import StatsCounters
-from .streams import EventStream, Overflow, StreamItem
+from .streams import EventStream, Overflow, StreamItem, StreamSet
 
 __all__ = ["AgentTracker", "Call"]
 
@@ -119,7 +118,7 @@ class AgentTracker:
         self._idle: AgentStatus | str | None = None  # the last state reported with no call up
         self._taken: set[str] | None = None  # ringing calls next_call() already returned
         self._waiters: list[_Waiter] | None = None
-        self._streams: weakref.WeakSet[EventStream] | None = None
+        self._streams: StreamSet | None = None
         self._buffer = buffer
         self._overflow: Overflow = overflow
         self._counters = counters
@@ -138,7 +137,7 @@ class AgentTracker:
         """A new bounded stream of this agent's events from now on (dropped readers vanish)."""
         stream = EventStream(maxlen or self._buffer, self._overflow, self._counters)
         if self._streams is None:
-            self._streams = weakref.WeakSet()
+            self._streams = StreamSet()
         self._streams.add(stream)
         return stream
 
@@ -256,8 +255,7 @@ class AgentTracker:
     def notify(self, item: StreamItem) -> None:
         """Give ``item`` (an event or a notice) to every open stream of this agent."""
         if self._streams:
-            for stream in self._streams:
-                stream.push(item)
+            self._streams.push(item)
 
     def close(self) -> None:
         """End every stream of this agent (readers finish once they drained them); fail every
@@ -267,7 +265,7 @@ class AgentTracker:
             if not waiter.future.done():
                 waiter.future.set_exception(ConnectionLost(f"agent {self.extension}: closed"))
         if self._streams:
-            for stream in list(self._streams):
+            for stream in self._streams.streams():
                 stream.close()
             self._streams = None
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TransportError
@@ -180,7 +180,7 @@ class SplitTransport:
 
     # -- traffic ---------------------------------------------------------------------------------
 
-    async def send(
+    def send(
         self,
         destination: str,
         body: str,
@@ -192,12 +192,14 @@ class SplitTransport:
         persistent: bool = False,
         headers: Mapping[str, str] | None = None,
         deadline: float | None = None,
-    ) -> None:
-        """Send on the outbound link (see ``Transport.send``)."""
+    ) -> Coroutine[Any, Any, None]:
+        """Send on the outbound link (see ``Transport.send``): the outbound link's own
+        coroutine, returned rather than awaited in one of ours, since every command passes
+        here."""
         out = self.outbound
         if out is None:
             raise TransportError(f"{self.display_url}: not connected")
-        await out.send(
+        return out.send(
             destination,
             body,
             jms_type=jms_type,

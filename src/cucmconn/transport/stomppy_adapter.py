@@ -292,7 +292,7 @@ class _Link:
 
     def start(self, login: str | None, passcode: str | None) -> None:
         """TCP connect, start stomp.py's receiver and our writer, write CONNECT (blocking)."""
-        self.conn.connect(username=login, passcode=passcode, wait=False)
+        self.conn.connect(username=login, passcode=passcode, wait=False, with_connect_command=True)
         with self._out_cond:
             stopping = self.stopping
             if not stopping:
@@ -490,6 +490,8 @@ class StompPyTransport:
         self._subs: dict[str, _Subscription] = {}
         self._sub_ids = itertools.count(1)
         self._receipts: dict[str, asyncio.Future[None]] = {}
+        # SUBSCRIBE receipts not yet answered: an ERROR naming one means "refused, forget it".
+        self._pending_subs: dict[str, str] = {}
         self._receipt_ids = itertools.count(1)
         self._listener: TransportListener | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -636,11 +638,14 @@ class StompPyTransport:
         )
         receipt = self._next_receipt()
         link.enqueue(self._subscribe_item(link, sub_id, sub, receipt))
+        self._pending_subs[receipt] = sub_id
         try:
             await self._await_receipt(receipt, self.options.receipt_timeout)
         except TimeoutError:
             # Kept: the broker may still register it, and a reconnect re-issues it anyway.
             log.warning("%s: no receipt for SUBSCRIBE %s", self.display_url, destination)
+        finally:
+            self._pending_subs.pop(receipt, None)
         return sub_id
 
     async def unsubscribe(self, subscription_id: str) -> None:
@@ -797,6 +802,9 @@ class StompPyTransport:
             link.ready.set_exception(error)
             return
         if receipt_id is not None:
+            refused = self._pending_subs.pop(receipt_id, None)
+            if refused is not None:  # not re-issued after the reconnect
+                self._subs.pop(refused, None)
             waiter = self._receipts.pop(receipt_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)

@@ -19,7 +19,7 @@ from stomp import utils as stomp_utils
 from cucmconn.codec import Frame
 from cucmconn.codec.text import encode_text
 from cucmconn.errors import BrokerError, ConnectionLost, TransportError
-from cucmconn.transport import Message, open_transport, split_by_default
+from cucmconn.transport import Message, Transport, open_transport, split_by_default
 from cucmconn.transport.stomppy_adapter import StompPyTransport
 from tests.activemq import BrokerHandle, SecureBrokerHandle
 from tests.faultproxy import FaultProxy
@@ -80,6 +80,7 @@ def test_options_from_the_url_are_typed_and_the_split_default_leaves_stomppy_alo
     assert split_by_default(url, {}) == {}  # stomppy has one link; only stomp:// splits
     transport = open_transport(url, **split_by_default(url, {}))
     assert isinstance(transport, StompPyTransport)
+    assert isinstance(transport, Transport)  # the protocol every layer above relies on
     assert transport.options.heartbeat == 0
     assert transport.options.reconnect is False
     assert transport.options.inbox_limit == 50

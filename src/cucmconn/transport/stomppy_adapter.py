@@ -39,14 +39,17 @@ Shortcomings that remain (use ``stomp://`` when they matter):
 
 - CPU: the receiver, the writer and stomp.py's heart-beat thread contend with the loop for the
   GIL; stomp.py parses with regular expressions, copies every frame's headers, fans every frame
-  out to its listeners and writes each frame with its own ``sendall`` (no coalescing).  Several
-  times native's CPU per command (README, ``client-cpu-stomppy``).
+  out to its listeners and writes each frame with its own ``sendall`` (no coalescing).  About
+  3.5 times native's CPU per command in ``cucmconn load`` (``client-cpu-stomppy`` in
+  benchmarks/bench_load.py: 98-103 us against 27-31 us on 2026-12-01).
+- No bound on a frame's size: stomp.py buffers a frame whole, however large.
 - ``stomppy+ssl://`` is refused: over TLS stomp.py hands writes to an unbounded queue of its own
   receiver thread, where neither a deadline nor flow control could be honoured.
 - One broker (no failover list): ``switch_broker`` returns False.
-- The deadline is checked just before ``sendall``; the writer polls for room first, but a frame
-  larger than the room the kernel reports can still block it part-way (the block is then
-  reported from the next frame on).
+- The deadline is checked just before ``sendall``, after the writer polled the socket for room;
+  a frame larger than the room the kernel reported can still block inside ``sendall``.  Until
+  that write completes ``write_blocked`` stays False (senders still wait on the full outbox, at
+  most until their deadlines).  ``select.poll`` also means no Windows.
 - When a connection attempt fails stomp.py logs the reason (its ``stomp.py`` logger) and raises
   without it: the TransportError cannot tell refused from unreachable.
 - stomp.py logs whole frames, bodies included, at DEBUG on its own logger.

@@ -17,14 +17,15 @@ ActiveMQ >= 5,000 cmd/s, 5,000 agents    ``stomp-max`` (beside ``aiostomp-max``)
 p99 < 50 ms at half that rate (2,500/s)  ``stomp-half`` (beside ``aiostomp-half``)
 10,000 agents in <= 150 MB RSS           ``rss-10k-memory`` (client+emulator+broker in one
                                          process), ``rss-10k-client`` (client alone, on ActiveMQ)
-client CPU <= 12 us/command (issue 13)   ``client-cpu-native``, aiostomp in the same test
+client CPU <= 12 us/command (issue 13)   ``client-cpu-native``, aiostomp and stomp.py in the
+                                         same test
 10,000 log-ins within 2 s (issue 13)     ``login-storm-10k``
 =====================================  ==============================================
 
 Each row is self-contained: it runs, prints its figures, and fails when its target is not met
 or when any command went unanswered or any agent could not log in.  The rows "beside" another
-are peers (CPython's default GC threshold, the aiostomp adapter): they are measured for the
-comparison and claim no target.  The half-rate rows use half
+are peers (CPython's default GC threshold, the aiostomp and stomp.py adapters): they are measured
+for the comparison and claim no target.  The half-rate rows use half
 the target (2,500 cmd/s), not half of whatever another row reached, so no row depends on another
 or on the order rows run in.  Under ``--benchmark-disable`` (the CI smoke run: ``scripts/test.sh``
 cuts each run to 2 s on a shared machine) a row checks that the run works and loses nothing, and
@@ -136,6 +137,10 @@ def _aiostomp(url: str) -> str:
     return url.replace("stomp://", "aiostomp://", 1)
 
 
+def _stomppy(url: str) -> str:
+    return url.replace("stomp://", "stomppy://", 1)
+
+
 Target = tuple[str, str, float]
 EmulatorFactory = Callable[..., AbstractContextManager[subprocess.Popen[str]]]
 MEMORY_CPS: Target = ("throughput_cps", ">=", 20_000)
@@ -152,6 +157,9 @@ CLIENT_CPU_AGENTS = 2_000
 NATIVE_VS_AIOSTOMP_CPU = 3.0
 """CI's guard: aiostomp spends at least this many times native's CPU per command (about 10x
 measured); a regression that makes the native client as costly as aiostomp fails it."""
+NATIVE_VS_STOMPPY_CPU = 2.0
+"""The same guard against stomp.py (``stomppy://``), conservative: 3.2-3.7x measured in five
+runs on 2026-12-01 (98-103 us against 27-31 us per command, 10 s and 2 s runs)."""
 _AT_MOST = {"cpu_us_per_command", "max_rss_mb", "login_storm_s"}
 HALF_RATE = str(round(ACTIVEMQ_CPS[2] / 2))
 """Half the ActiveMQ target: fixed, so the half-rate rows need no other row to have run."""
@@ -197,30 +205,49 @@ def test_aiostomp_max(benchmark: Any, emulator_process: str) -> None:
 @pytest.mark.benchmark(group="client-cpu-activemq")
 def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
     """The client's CPU per command over the traffic window (``cpu_us_per_command``), 2,000
-    agents on ActiveMQ, the emulator in its own process: native judged against 12 us, and
-    aiostomp run right after it in the same test as its peer (guarded: >= 3x native's)."""
+    agents on ActiveMQ, the emulator in its own process: native judged against 12 us, then
+    aiostomp and stomp.py (``stomppy://``) run right after it in the same test as its peers
+    (guarded: aiostomp >= 3x native's, stomp.py >= 2x)."""
     native: dict[str, Any] = benchmark.pedantic(
         _load, args=("client-cpu-native", "--url", emulator_process, "--no-emulator"),
         kwargs={"agents": CLIENT_CPU_AGENTS}, rounds=1, iterations=1,
     )  # fmt: skip
     peer = _load("client-cpu-aiostomp", "--url", _aiostomp(emulator_process), "--no-emulator",
                  agents=CLIENT_CPU_AGENTS)  # fmt: skip
-    assert native["cpu_scope"] == peer["cpu_scope"] == "client"
+    stomppy = _load("client-cpu-stomppy", "--url", _stomppy(emulator_process), "--no-emulator",
+                    agents=CLIENT_CPU_AGENTS)  # fmt: skip
+    assert native["cpu_scope"] == peer["cpu_scope"] == stomppy["cpu_scope"] == "client"
     assert peer["unanswered"] == 0, f"aiostomp: {peer['unanswered']} commands unanswered"
-    ratio = _value(peer, "cpu_us_per_command") / _value(native, "cpu_us_per_command")
+    assert stomppy["unanswered"] == 0, f"stomp.py: {stomppy['unanswered']} commands unanswered"
+    assert stomppy["login_failures"] == 0, f"stomp.py: {stomppy['login_failures']} log-ins failed"
+    native_cpu = _value(native, "cpu_us_per_command")
+    ratio = _value(peer, "cpu_us_per_command") / native_cpu
+    stomppy_ratio = _value(stomppy, "cpu_us_per_command") / native_cpu
     benchmark.extra_info.update(
         aiostomp_cpu_us_per_command=peer["cpu_us_per_command"],
         aiostomp_cpu_us_per_event=peer["cpu_us_per_event"],
         aiostomp_throughput_cps=peer["throughput_cps"],
         aiostomp_over_native_cpu=round(ratio, 2),
+        stomppy_cpu_us_per_command=stomppy["cpu_us_per_command"],
+        stomppy_cpu_us_per_event=stomppy["cpu_us_per_event"],
+        stomppy_cpu_split_us_per_command=stomppy.get("cpu_split_us_per_command"),
+        stomppy_throughput_cps=stomppy["throughput_cps"],
+        stomppy_p99_ms=stomppy["latency_ms"]["p99"],
+        stomppy_over_native_cpu=round(stomppy_ratio, 2),
     )
     print(
         f"\nclient-cpu-aiostomp: {peer['throughput_cps']:,.0f} cmd/s, CPU "
         f"{peer['cpu_us_per_command']} us/command and {peer['cpu_us_per_event']} us/event: "
         f"{ratio:.1f}x native's (guard >= {NATIVE_VS_AIOSTOMP_CPU:g}x)"
+        f"\nclient-cpu-stomppy: {stomppy['throughput_cps']:,.0f} cmd/s, CPU "
+        f"{stomppy['cpu_us_per_command']} us/command and {stomppy['cpu_us_per_event']} us/event: "
+        f"{stomppy_ratio:.1f}x native's (guard >= {NATIVE_VS_STOMPPY_CPU:g}x)"
     )
-    _judge(benchmark, "client-cpu-native", CLIENT_CPU, native)  # after its peer has run
+    _judge(benchmark, "client-cpu-native", CLIENT_CPU, native)  # after its peers have run
     assert ratio >= NATIVE_VS_AIOSTOMP_CPU, f"aiostomp only {ratio:.2f}x native's CPU/command"
+    assert stomppy_ratio >= NATIVE_VS_STOMPPY_CPU, (
+        f"stomp.py only {stomppy_ratio:.2f}x native's CPU/command"
+    )
 
 
 @pytest.mark.benchmark(group="login-storm")

@@ -1,5 +1,5 @@
 """One conformance suite for every transport: memory://, stomp:// (one link, and split in two
-links as the emulator runs it) and aiostomp:// (real ActiveMQ).
+links as the emulator runs it), aiostomp:// and stomppy:// (real ActiveMQ).
 
 Whatever the layers above rely on is asserted here once, so a transport cannot drift from the
 others.  Each test uses its own destinations, so tests never see each other's messages on the
@@ -29,7 +29,10 @@ KINDS = [
     pytest.param("stomp", marks=pytest.mark.activemq),
     pytest.param("split", marks=pytest.mark.activemq),
     pytest.param("aiostomp", marks=pytest.mark.activemq),
+    pytest.param("stomppy", marks=pytest.mark.activemq),
 ]
+ADAPTERS = ("aiostomp", "stomppy")
+"""Kinds that are adapters over another package, each with a URL scheme of its own."""
 WAIT = 10.0  # upper bound for a delivery; never a speed assertion
 
 Factory = Callable[..., Awaitable[Transport]]
@@ -42,8 +45,7 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
     if kind == "memory":
         url = "memory://conformance"
     else:
-        broker = request.getfixturevalue("activemq")
-        url = broker.aiostomp_url if kind == "aiostomp" else broker.stomp_url
+        url = _url(kind, request.getfixturevalue("activemq").stomp_url)
     opened: list[Transport] = []
     defaults = {"split_links": True} if kind == "split" else {}
 
@@ -62,12 +64,15 @@ def _name() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def _url(kind: str, stomp_url: str) -> str:
+    """The broker's ``stomp[+ssl]://`` URL in the scheme of an adapter kind."""
+    return stomp_url.replace("stomp", kind, 1) if kind in ADAPTERS else stomp_url
+
+
 def _open(kind: str, stomp_url: str, **options: Any) -> Transport:
     """``open_transport`` for a STOMP kind: ``split`` is stomp:// with ``split_links``."""
-    if kind == "aiostomp":
-        return open_transport(stomp_url.replace("stomp", "aiostomp", 1), **options)
     return open_transport(
-        stomp_url, **({"split_links": True} if kind == "split" else {}), **options
+        _url(kind, stomp_url), **({"split_links": True} if kind == "split" else {}), **options
     )
 
 
@@ -269,7 +274,7 @@ async def test_handler_exception_does_not_stop_delivery(make: Factory) -> None:
 async def test_display_url_and_repr_hide_credentials(make: Factory, request: Any) -> None:
     transport = await make()
     url = transport.display_url
-    for kind in ("stomp", "aiostomp"):
+    for kind in ("stomp", *ADAPTERS):
         secret_url = url.replace(f"{kind}://", f"{kind}://user:s3cret-pw@", 1)
         if secret_url == url:
             continue
@@ -281,7 +286,7 @@ async def test_display_url_and_repr_hide_credentials(make: Factory, request: Any
 
 
 @pytest.mark.activemq
-@pytest.mark.parametrize("kind", ["stomp", "split", "aiostomp"])
+@pytest.mark.parametrize("kind", ["stomp", "split", *ADAPTERS])
 async def test_broker_restart_is_survived_and_reported(fresh_activemq: Any, kind: str) -> None:
     transport = _open(kind, fresh_activemq.stomp_url, heartbeat=1000)
     recorder = Recorder()
@@ -348,7 +353,7 @@ async def test_tls_and_credentials(secure_activemq: Any, kind: str) -> None:
     await refused.close()
 
 
-@pytest.mark.parametrize("kind", ["stomp", "aiostomp"])
+@pytest.mark.parametrize("kind", ["stomp", *ADAPTERS])
 async def test_unreachable_broker_is_a_transport_error(kind: str) -> None:
     from cucmconn.broker import free_ports
 
@@ -396,7 +401,7 @@ class Blockable:
         self.proxy = await FaultProxy(
             self.broker.host, self.broker.stomp_port, rcvbuf=16 * 1024
         ).start()
-        scheme = "aiostomp" if self.kind == "aiostomp" else "stomp"
+        scheme = self.kind if self.kind in ADAPTERS else "stomp"
         split = {"split_links": True} if self.kind == "split" else {}
         return await self.make(url=self.proxy.url(scheme), heartbeat=0, reconnect=False, **split)
 
@@ -442,7 +447,7 @@ async def blockable(request: pytest.FixtureRequest) -> AsyncIterator[Blockable]:
         base = broker.url(ssl=True)
     elif kind != "memory":
         broker = request.getfixturevalue("activemq")
-        base = broker.aiostomp_url if kind == "aiostomp" else broker.stomp_url
+        base = _url(kind, broker.stomp_url)
     opened: list[Transport] = []
 
     async def factory(url: str = base, **options: Any) -> Transport:
@@ -520,7 +525,7 @@ async def test_flush_returns_on_a_healthy_link_and_refuses_a_closed_one(make: Fa
 
 
 @pytest.mark.activemq
-@pytest.mark.parametrize("blockable", ["stomp", "split", "aiostomp", "tls"], indirect=True)
+@pytest.mark.parametrize("blockable", ["stomp", "split", *ADAPTERS, "tls"], indirect=True)
 async def test_flush_returns_once_the_broker_has_what_was_sent(blockable: Blockable) -> None:
     """``flush`` is the broker's word, not the kernel's: while the broker takes nothing (the
     proxy stopped forwarding our bytes, which the kernel still accepted) a send returns but
@@ -556,7 +561,7 @@ async def test_switch_broker_on_a_single_broker_does_nothing(make: Factory) -> N
     assert transport.connected
 
 
-@pytest.mark.parametrize("kind", ["stomp", "split", "aiostomp"])
+@pytest.mark.parametrize("kind", ["stomp", "split", *ADAPTERS])
 async def test_producer_flow_control_blocks_writes_and_deadlines_hold(
     throttled_activemq: Any, kind: str
 ) -> None:

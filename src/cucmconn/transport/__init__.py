@@ -1,4 +1,5 @@
-"""Transports: the same small interface over a native STOMP client, aiostomp, or in memory."""
+"""Transports: the same small interface over a native STOMP client, aiostomp, stomp.py, or in
+memory."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ __all__ = [
     "topic",
 ]
 
+_NATIVE = frozenset({"stomp", "stomp+ssl"})  # the schemes whose transport can split its links
+
 
 def split_by_default(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` with ``split_links`` on for a native STOMP URL, unless the URL or ``options``
@@ -36,7 +39,7 @@ def split_by_default(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """
     out = dict(options)
     parsed = parse_url(url)
-    if parsed.scheme.startswith("stomp") and "split_links" not in parsed.options:
+    if parsed.scheme in _NATIVE and "split_links" not in parsed.options:
         out.setdefault("split_links", True)
     return out
 
@@ -50,8 +53,9 @@ def open_transport(url: str, **options: Any) -> Transport:
     stall (see that module).  Off unless asked for; the client and the emulator ask for it
     (:func:`split_by_default`).
 
-    Imports are lazy so that a memory:// user never loads aiostomp, and vice versa; aiostomp is
-    an extra, so ``aiostomp://`` without it raises :class:`~cucmconn.errors.MissingExtra`.
+    Imports are lazy so that a memory:// user never loads aiostomp or stomp.py, and vice versa;
+    both are extras, so ``aiostomp://`` or ``stomppy://`` without its package raises
+    :class:`~cucmconn.errors.MissingExtra`.
     """
     parsed = parse_url(url)
     split = options.pop("split_links", None)
@@ -61,7 +65,7 @@ def open_transport(url: str, **options: Any) -> Transport:
         parsed = dataclasses.replace(parsed, options=rest)
         if split is None:
             split = parse_flag("split_links", raw)
-    if split and not parsed.scheme.startswith("stomp"):
+    if split and parsed.scheme not in _NATIVE:
         raise ValueError(f"split_links applies to stomp:// URLs, not {parsed.scheme}://")
     if parsed.scheme == "memory":
         from .memory import MemoryTransport
@@ -76,6 +80,15 @@ def open_transport(url: str, **options: Any) -> Transport:
             raise MissingExtra("aiostomp", "the aiostomp:// transport") from exc
 
         return AiostompTransport(parsed, **options)
+    if parsed.scheme.startswith("stomppy"):
+        try:
+            from .stomppy_adapter import StompPyTransport
+        except ModuleNotFoundError as exc:
+            if exc.name != "stomp" and not (exc.name or "").startswith("stomp."):
+                raise
+            raise MissingExtra("stomppy", "the stomppy:// transport") from exc
+
+        return StompPyTransport(parsed, **options)
     from .stomp import StompTransport
 
     if split:

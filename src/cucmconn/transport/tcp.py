@@ -22,7 +22,7 @@ import contextlib
 import socket
 from typing import Any
 
-__all__ = ["QUICKACK_SUPPORTED", "set_quickack", "tune_socket"]
+__all__ = ["QUICKACK_SUPPORTED", "set_quickack", "tune_socket", "tune_tcp_socket"]
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 QUICKACK_SUPPORTED = _QUICKACK is not None
@@ -34,12 +34,17 @@ def tune_socket(transport: Any) -> Any:
     Returns the socket to re-arm with :func:`set_quickack` on every read, or None when there is
     nothing to re-arm (no TCP socket, no TCP_QUICKACK on this platform, or the option refused).
     """
-    sock = transport.get_extra_info("socket")
+    return tune_tcp_socket(transport.get_extra_info("socket"))
+
+
+def tune_tcp_socket(sock: Any, *, quickack: bool = True) -> Any:
+    """:func:`tune_socket` for a socket held directly (stomp.py's, which sets neither option);
+    ``quickack=False`` sets TCP_NODELAY only and returns None."""
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if _QUICKACK is None:
+    if _QUICKACK is None or not quickack:
         return None
     try:
         sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)

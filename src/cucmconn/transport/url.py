@@ -7,6 +7,9 @@ Accepted forms::
     stomp+ssl://[user:pass@]host[:61614][?cafile=...&verify=false]
     failover:(stomp://a:61613,stomp://b:61613)?randomize=false&priorityBackup=true
     aiostomp://[user:pass@]host[:61613]
+    stomppy://[user:pass@]host[:61613]
+
+``stomppy+ssl://`` parses, so that its transport can refuse it saying why.
 
 A ``failover:`` query takes ActiveMQ's own failover options with ActiveMQ's meaning (see
 :class:`FailoverPolicy`) beside the transport's options; the list keeps the URL's order here,
@@ -23,8 +26,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["Endpoint", "FailoverPolicy", "TransportURL", "parse_flag", "parse_url", "redact_url"]
 
-DEFAULT_PORTS = {"stomp": 61613, "stomp+ssl": 61614, "aiostomp": 61613, "aiostomp+ssl": 61614}
-SCHEMES = ("memory", "stomp", "stomp+ssl", "aiostomp", "aiostomp+ssl")
+DEFAULT_PORTS = {
+    "stomp": 61613,
+    "stomp+ssl": 61614,
+    "aiostomp": 61613,
+    "aiostomp+ssl": 61614,
+    "stomppy": 61613,
+    "stomppy+ssl": 61614,
+}
+SCHEMES = ("memory", "stomp", "stomp+ssl", "aiostomp", "aiostomp+ssl", "stomppy", "stomppy+ssl")
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,12 @@ import sys
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvloop
+
 from cucmconn.codec import FrameParser, decode_event, encode_command, encode_frame
-from cucmconn.codec.events import DialogState, Event
+from cucmconn.codec.events import DialogState, ErrorEvent, Event
+from cucmconn.transport import parse_url
 
 
 class BareClient(asyncio.Protocol):
@@ -55,7 +56,8 @@ class BareClient(asyncio.Protocol):
         self.commands = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        assert hasattr(transport, "write")  # uvloop's TCPTransport is no asyncio.Transport subclass
+        self.transport = transport  # type: ignore[assignment]
         transport.write(
             encode_frame("CONNECT", {"accept-version": "1.2", "host": "/", "heart-beat": "0,0"})
         )
@@ -116,6 +118,15 @@ class BareClient(asyncio.Protocol):
         self._write(encode_frame("SEND", headers, body.encode()))
         return future
 
+    def send_all(self, command: str, targets: list[str], *args: str) -> list[asyncio.Future[Event]]:
+        """One ``command`` to each target (the log-in and log-out phases)."""
+        return [self.send(command, target, *args) for target in targets]
+
+
+PHASE_TIMEOUT = 60.0
+"""Seconds for the log-in, the end of the cycles and the log-out: the bare client keeps no
+deadline per command, so a connector that stops answering ends the run here instead."""
+
 
 async def _cycle(client: BareClient, a: str, b: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
@@ -130,14 +141,18 @@ async def _cycle(client: BareClient, a: str, b: str, stop: asyncio.Event) -> Non
 
 async def run(url: str, agents: int, duration: float, first: int) -> dict[str, Any]:
     """Log ``agents`` in, run call cycles for ``duration`` seconds, log out; the figures."""
-    parts = urlsplit(url)
+    endpoint = parse_url(url).endpoints[0]  # the broker's address; options are ignored
     loop = asyncio.get_running_loop()
     client = BareClient(f"cucmconn-bare-{uuid.uuid4().hex[:8]}")
-    await loop.create_connection(lambda: client, parts.hostname, parts.port)
+    await loop.create_connection(lambda: client, endpoint.host, endpoint.port)
     await client.connected
     await client.subscribe()
     extensions = [str(first + i) for i in range(agents)]
-    await asyncio.gather(*(client.send("Login", ext, client.destination) for ext in extensions))
+    logins = client.send_all("Login", extensions, client.destination)
+    answers = await asyncio.wait_for(asyncio.gather(*logins), PHASE_TIMEOUT)
+    refused = [answer for answer in answers if isinstance(answer, ErrorEvent)]
+    if refused:
+        raise SystemExit(f"{len(refused)} of {agents} log-ins refused, e.g. {refused[0]}")
     stop = asyncio.Event()
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     cpu0, commands0, events0 = time.process_time(), client.commands, client.events
@@ -152,8 +167,8 @@ async def run(url: str, agents: int, duration: float, first: int) -> dict[str, A
     commands, events = client.commands - commands0, client.events - events0
     wall = time.monotonic() - wall0
     stop.set()
-    await asyncio.gather(*workers)
-    await asyncio.gather(*(client.send("Logout", ext) for ext in extensions))
+    await asyncio.wait_for(asyncio.gather(*workers), PHASE_TIMEOUT)
+    await asyncio.wait_for(asyncio.gather(*client.send_all("Logout", extensions)), PHASE_TIMEOUT)
     assert client.transport is not None
     client.transport.close()
     return {

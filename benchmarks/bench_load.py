@@ -17,8 +17,8 @@ ActiveMQ >= 5,000 cmd/s, 5,000 agents    ``stomp-max`` (beside ``aiostomp-max``)
 p99 < 50 ms at half that rate (2,500/s)  ``stomp-half`` (beside ``aiostomp-half``)
 10,000 agents in <= 150 MB RSS           ``rss-10k-memory`` (client+emulator+broker in one
                                          process), ``rss-10k-client`` (client alone, on ActiveMQ)
-client CPU <= 12 us/command (issue 13)   ``client-cpu-native``, aiostomp and stomp.py in the
-                                         same test
+client CPU <= 12 us/command (issue 13)   ``client-cpu-native``, aiostomp, stomp.py and the
+                                         floor (``bare_client.py``) in the same test
 10,000 log-ins within 2 s (issue 13)     ``login-storm-10k``
 =====================================  ==============================================
 
@@ -44,6 +44,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,6 +64,17 @@ def _load(name: str, *argv: str, agents: int = AGENTS, seconds: float = SECONDS)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 3 + 300)
     if proc.returncode not in (0, 1):
         pytest.fail(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+def _floor(url: str, agents: int, seconds: float = SECONDS) -> dict[str, Any]:
+    """The CPU floor's figures: ``bare_client.py`` in its own process on ``url``'s broker."""
+    cmd = [sys.executable, str(BARE_CLIENT), "--url", url, "--agents", str(agents),
+           "--duration", str(seconds)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 3 + 300)
+    if proc.returncode != 0:
+        pytest.fail(f"bare client: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     report: dict[str, Any] = json.loads(proc.stdout)
     return report
 
@@ -160,6 +172,11 @@ measured); a regression that makes the native client as costly as aiostomp fails
 NATIVE_VS_STOMPPY_CPU = 2.0
 """The same guard against stomp.py (``stomppy://``), conservative: 3.2-3.7x measured in five
 runs on 2026-12-01 (98-103 us against 27-31 us per command, 10 s and 2 s runs)."""
+NATIVE_OVER_FLOOR_CPU = 4.0
+"""CI's guard against the floor (``bare_client.py``: the least an asyncio client spends on the
+same traffic): native may spend at most this many times the floor's CPU per command (2.6x
+measured on 2026-12-01); a client-side regression shows here whatever the machine's speed."""
+BARE_CLIENT = Path(__file__).with_name("bare_client.py")
 _AT_MOST = {"cpu_us_per_command", "max_rss_mb", "login_storm_s"}
 HALF_RATE = str(round(ACTIVEMQ_CPS[2] / 2))
 """Half the ActiveMQ target: fixed, so the half-rate rows need no other row to have run."""
@@ -207,7 +224,8 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
     """The client's CPU per command over the traffic window (``cpu_us_per_command``), 2,000
     agents on ActiveMQ, the emulator in its own process: native judged against 12 us, then
     aiostomp and stomp.py (``stomppy://``) run right after it in the same test as its peers
-    (guarded: aiostomp >= 3x native's, stomp.py >= 2x)."""
+    (guarded: aiostomp >= 3x native's, stomp.py >= 2x), and the floor (``bare_client.py``, the
+    least an asyncio client spends on this traffic; guarded: native <= 4x the floor's)."""
     native: dict[str, Any] = benchmark.pedantic(
         _load, args=("client-cpu-native", "--url", emulator_process, "--no-emulator"),
         kwargs={"agents": CLIENT_CPU_AGENTS}, rounds=1, iterations=1,
@@ -220,7 +238,10 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
     assert peer["unanswered"] == 0, f"aiostomp: {peer['unanswered']} commands unanswered"
     assert stomppy["unanswered"] == 0, f"stomp.py: {stomppy['unanswered']} commands unanswered"
     assert stomppy["login_failures"] == 0, f"stomp.py: {stomppy['login_failures']} log-ins failed"
+    floor = _floor(emulator_process, CLIENT_CPU_AGENTS)
+    assert floor["commands"] > 0, f"bare client: no traffic {floor}"
     native_cpu = _value(native, "cpu_us_per_command")
+    over_floor = native_cpu / floor["cpu_us_per_command"]
     ratio = _value(peer, "cpu_us_per_command") / native_cpu
     stomppy_ratio = _value(stomppy, "cpu_us_per_command") / native_cpu
     benchmark.extra_info.update(
@@ -234,6 +255,11 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
         stomppy_throughput_cps=stomppy["throughput_cps"],
         stomppy_p99_ms=stomppy["latency_ms"]["p99"],
         stomppy_over_native_cpu=round(stomppy_ratio, 2),
+        floor_cpu_us_per_command=floor["cpu_us_per_command"],
+        floor_cpu_us_per_event=floor["cpu_us_per_event"],
+        floor_cpu_split_us_per_command=floor["cpu_split_us_per_command"],
+        floor_throughput_cps=floor["throughput_cps"],
+        native_over_floor_cpu=round(over_floor, 2),
     )
     print(
         f"\nclient-cpu-aiostomp: {peer['throughput_cps']:,.0f} cmd/s, CPU "
@@ -242,11 +268,19 @@ def test_client_cpu_per_command(benchmark: Any, emulator_process: str) -> None:
         f"\nclient-cpu-stomppy: {stomppy['throughput_cps']:,.0f} cmd/s, CPU "
         f"{stomppy['cpu_us_per_command']} us/command and {stomppy['cpu_us_per_event']} us/event: "
         f"{stomppy_ratio:.1f}x native's (guard >= {NATIVE_VS_STOMPPY_CPU:g}x)"
+        f"\nclient-cpu-floor (bare_client.py): {floor['throughput_cps']:,.0f} cmd/s, CPU "
+        f"{floor['cpu_us_per_command']} us/command (user "
+        f"{floor['cpu_split_us_per_command']['user']}, system "
+        f"{floor['cpu_split_us_per_command']['system']}) and {floor['cpu_us_per_event']} "
+        f"us/event: native spends {over_floor:.2f}x the floor (guard <= {NATIVE_OVER_FLOOR_CPU:g}x)"
     )
     _judge(benchmark, "client-cpu-native", CLIENT_CPU, native)  # after its peers have run
     assert ratio >= NATIVE_VS_AIOSTOMP_CPU, f"aiostomp only {ratio:.2f}x native's CPU/command"
     assert stomppy_ratio >= NATIVE_VS_STOMPPY_CPU, (
         f"stomp.py only {stomppy_ratio:.2f}x native's CPU/command"
+    )
+    assert over_floor <= NATIVE_OVER_FLOOR_CPU, (
+        f"native spends {over_floor:.2f}x the floor's CPU/command"
     )
 
 

@@ -40,6 +40,7 @@ from ..errors import (
 from ..trace.recorder import RecordingTransport, TraceRecorder
 from ..transport import Message, Transport, open_transport, redact_url, split_by_default, topic
 from ..transport import queue as queue_destination
+from ..transport.base import correlation_id_of
 from .agent import AgentSession
 from .correlation import (
     BUCKET_SECONDS,
@@ -474,7 +475,8 @@ class Client:
         ttl = self.ttl if ttl is None else ttl
         if not ttl > 0:
             raise ValueError(f"ttl must be > 0, not {ttl!r}")
-        issued_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        issued_at = loop.time()
         self._stats.issued += 1
         tracker = self._trackers.get(target)
         turn = tracker.turn if tracker is not None else None
@@ -487,8 +489,9 @@ class Client:
             if not slots.try_acquire():
                 await self._queue_at(slots, name, target, issued_at, ttl)
             try:
-                entry = self._register(name, target, args, issued_at + ttl)
-                await self._transmit(entry, jms_type, body, issued_at + ttl)
+                now = loop.time()
+                entry = self._register(name, target, args, issued_at + ttl, now)
+                await self._transmit(entry, jms_type, body, issued_at + ttl, now)
                 try:
                     return await entry.future
                 except asyncio.CancelledError:
@@ -552,19 +555,25 @@ class Client:
             duration = asyncio.get_running_loop().time() - issued_at
             self._observers.command_finished(CommandFinished(name, target, None, outcome, duration))
 
-    def _register(self, name: str, target: str, args: tuple[str, ...], deadline: float) -> Pending:
-        now = asyncio.get_running_loop().time()
+    def _register(
+        self, name: str, target: str, args: tuple[str, ...], deadline: float, now: float
+    ) -> Pending:
+        """Give a command its correlation id and its place in the pending table (``now``:
+        loop time, the caller's, which every command's path has at hand)."""
         cid = f"{self._id_prefix}-{next(self._ids):x}"
         entry = self._table.add(cid, name, target, args, deadline, now)
         if self._observers.active:
             self._observers.command_issued(name, target, cid)
         return entry
 
-    async def _transmit(self, entry: Pending, jms_type: str, body: str, deadline: float) -> None:
-        """Write one command, never after ``deadline``: its JMS expiry is the same instant."""
+    async def _transmit(
+        self, entry: Pending, jms_type: str, body: str, deadline: float, now: float
+    ) -> None:
+        """Write one command, never after ``deadline``: its JMS expiry is the same instant
+        (``now``: loop time when the caller registered it, just before)."""
         transport = self._transport
         assert transport is not None
-        remaining = deadline - asyncio.get_running_loop().time()
+        remaining = deadline - now
         if remaining <= 0:  # queued in the client until its deadline: nothing to write
             error = CommandTimeout(f"{entry.command}#{entry.target}: TTL ran out before sending")
             self._stats.timed_out_unsent += 1
@@ -611,11 +620,12 @@ class Client:
         CommandTimeout when the link stayed blocked for ``ttl`` (the probe was never written).
         """
         jms_type, body = encode_command(name, self.destination)
-        deadline = asyncio.get_running_loop().time() + ttl
+        now = asyncio.get_running_loop().time()
+        deadline = now + ttl
         self._stats.issued += 1
-        entry = self._register(name, self.destination, (), deadline)
+        entry = self._register(name, self.destination, (), deadline, now)
         entry.future.add_done_callback(_consume)
-        await self._transmit(entry, jms_type, body, deadline)
+        await self._transmit(entry, jms_type, body, deadline, now)
         return entry.future
 
     async def _broker_took(self, within: float) -> bool:
@@ -726,7 +736,8 @@ class Client:
                 self._observers.event_received(None, "malformed")
             return
         try:
-            self._dispatch(event, message.correlation_id, message.message_id)
+            headers = message.headers  # the properties' reads, without two calls per event
+            self._dispatch(event, correlation_id_of(headers), headers.get("message-id"))
         except Exception:
             log.error(
                 "internal error while handling a %s event", type(event).__name__, exc_info=True

@@ -277,9 +277,12 @@ class AgentTracker:
                 self._taken = None
             return
         participants = event.participants or ()
-        others = [p for p in participants if p != self.extension]
         previous = self._calls.get(cid) if self._calls else None
-        other = others[0] if others else (previous.other_party if previous else None)
+        other = previous.other_party if previous else None
+        for party in participants:  # the first one that is not this agent
+            if party != self.extension:
+                other = party
+                break
         inbound = previous.inbound if previous else False
         state = _CALL_STATES.get(event.state) or CallStatus.parse(event.state)
         self._store(Call(cid, state, participants, other, event.changed_at, inbound))

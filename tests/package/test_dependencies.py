@@ -1,7 +1,7 @@
 """Lean dependencies: ``import cucmconn`` needs msgspec only; each extra fails in one line.
 
-Each check runs in a fresh interpreter with a meta-path finder that refuses rich, aiostomp and
-uvloop, as on a machine where only ``pip install cucmconn`` ran.
+Each check runs in a fresh interpreter with a meta-path finder that refuses rich, aiostomp,
+stomp.py and uvloop, as on a machine where only ``pip install cucmconn`` ran.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from packaging.requirements import Requirement
 
-OPTIONAL = ("rich", "aiostomp", "uvloop")
+OPTIONAL = ("rich", "aiostomp", "stomp", "uvloop")
 
 _BLOCKER = """
 import importlib.abc, sys
@@ -76,29 +77,30 @@ def test_installed_metadata_requires_msgspec_only() -> None:
     unconditional = [r.name for r in requirements if r.marker is None]
     assert unconditional == ["msgspec"]
     extras = importlib.metadata.metadata("cucmconn").get_all("Provides-Extra") or []
-    assert {"cli", "aiostomp", "uvloop", "all", "dev"} <= set(extras)
+    assert {"cli", "aiostomp", "stomppy", "uvloop", "all", "dev"} <= set(extras)
 
 
-def test_aiostomp_url_without_the_extra_names_it() -> None:
+@pytest.mark.parametrize("scheme, extra", [("aiostomp", "aiostomp"), ("stomppy", "stomppy")])
+def test_adapter_url_without_the_extra_names_it(scheme: str, extra: str) -> None:
     result = _run_without_extras(
-        """
+        f"""
         from cucmconn.errors import ConnectorError, MissingExtra
         from cucmconn.transport import open_transport
 
         try:
-            open_transport("aiostomp://127.0.0.1:61613")
+            open_transport("{scheme}://127.0.0.1:61613")
         except MissingExtra as exc:
             assert isinstance(exc, ConnectorError) and isinstance(exc, ImportError)
-            assert exc.extra == "aiostomp"
+            assert exc.extra == "{extra}"
             print(exc)
         else:
-            raise AssertionError("aiostomp:// opened without aiostomp installed")
+            raise AssertionError("{scheme}:// opened without its package installed")
         """
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1
-    assert "pip install 'cucmconn[aiostomp]'" in lines[0]
+    assert f"pip install 'cucmconn[{extra}]'" in lines[0]
 
 
 def test_cli_without_the_extra_is_one_line_naming_it() -> None:

@@ -27,6 +27,7 @@ from cucmconn import (
 )
 from cucmconn.client.slots import Slots
 from cucmconn.client.stats import LatencyHistogram, StatsCounters
+from cucmconn.client.streams import EventStream, StreamSet
 from cucmconn.transport.memory import MemoryTransport
 from tests.client.clients import memory_client
 from tests.fakeconnector import NOW, FakeCommand, FakeConnector, Reply
@@ -573,6 +574,22 @@ async def test_dropped_stream_is_released(fake: FakeConnector, client: Client) -
     await fake.push(TOPIC, f"1#AgentState#READY#{NOW}")
     await until(lambda: agent.state == "READY")
     assert dropped() is None  # the session kept no strong reference to it
+
+
+def test_stream_set_forgets_a_dropped_stream_and_pushes_to_the_rest() -> None:
+    counters = StatsCounters()
+    streams = StreamSet()
+    kept, dropped = EventStream(4, "drop_oldest", counters), EventStream(4, "drop_oldest", counters)
+    streams.add(kept)
+    streams.add(dropped)
+    assert streams.streams() == [kept, dropped]
+    del dropped  # the reader let go of it: no close(), no collection needed
+    assert len(streams) == 1 and streams.streams() == [kept]
+    notice = EventsMayBeMissed("test")
+    streams.push(notice)
+    assert kept.get_nowait() is notice
+    del kept
+    assert not streams  # empty, and falsy as a dict is
 
 
 # -- scale and helpers ------------------------------------------------------------------------

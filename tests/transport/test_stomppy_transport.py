@@ -265,7 +265,9 @@ async def test_handlers_run_on_the_event_loop_thread_in_batches(
     assert threads == {threading.get_ident()}  # the loop's thread, not stomp.py's receiver
     stats = _stats(consumer)
     assert stats["messages_in"] == len(sent)
-    assert 0 < stats["wakeups"] <= len(sent)
+    # At most one wake-up per message; CONNECTED and the SUBSCRIBE's RECEIPT come through the
+    # same inbox and may each have had one of their own (501 seen once).
+    assert 0 < stats["wakeups"] <= len(sent) + 2
 
 
 @pytest.mark.activemq

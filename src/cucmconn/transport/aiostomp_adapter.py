@@ -49,7 +49,17 @@ from aiostomp.errors import ExceededRetryCount, StompError
 
 from ..codec.text import encode_text
 from ..errors import BrokerError, ConnectionLost, TransportError
-from .base import Message, MessageHandler, TransportListener, expires_at, send_headers
+from .base import (
+    HandlerFailures,
+    HoldClock,
+    Message,
+    MessageHandler,
+    TransportListener,
+    expires_at,
+    loop_time,
+    notify_listener,
+    send_headers,
+)
 from .tcp import set_quickack, tune_socket
 from .url import TransportURL
 
@@ -58,7 +68,6 @@ __all__ = ["AiostompTransport"]
 log = logging.getLogger("cucmconn.transport.aiostomp")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_MAX_LOGGED_KINDS = 64
 
 
 @dataclass
@@ -204,13 +213,12 @@ class AiostompTransport:
         self._subs: dict[str, Any] = {}
         self._listener: TransportListener | None = None
         self._stats = _Stats()
-        self._logged_kinds: set[type[BaseException]] = set()
+        self._handler_failures = HandlerFailures()
         self._closing = False
         self._last_error: OSError | None = None
         self._paused_reader: Any = None  # the reader asyncio paused, while paused
         self._writable: asyncio.Event | None = None
-        self._held_total = 0.0
-        self._held_since: float | None = None
+        self._hold = HoldClock()  # on loop time
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -233,14 +241,11 @@ class AiostompTransport:
     @property
     def flow_control_held(self) -> float:
         """Seconds spent with writing blocked by the broker, in total (the current block too)."""
-        since = self._held_since
-        if since is None:
-            return self._held_total
-        return self._held_total + (asyncio.get_running_loop().time() - since)
+        return self._hold.held(loop_time)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self._stats)
-        out["flow_control_held"] = round(self._held_total, 3)
+        out["flow_control_held"] = round(self._hold.total, 3)
         return out
 
     def set_listener(self, listener: TransportListener | None) -> None:
@@ -348,7 +353,10 @@ class AiostompTransport:
         def write() -> None:
             nonlocal subscription
             subscription = client.subscribe(
-                destination, ack="auto", extra_headers=extra, handler=self._wrap(handler)
+                destination,
+                ack="auto",
+                extra_headers=extra,
+                handler=self._wrap(destination, handler),
             )
 
         try:
@@ -433,8 +441,7 @@ class AiostompTransport:
     def _on_pause(self, reader: Any) -> None:
         self._paused_reader = reader
         self._stats.flow_control_pauses += 1
-        if self._held_since is None:
-            self._held_since = asyncio.get_running_loop().time()
+        self._hold.start(asyncio.get_running_loop().time())
 
     def _on_resume(self, reader: Any) -> None:
         if self._paused_reader is reader:
@@ -442,9 +449,7 @@ class AiostompTransport:
         self._end_hold()
 
     def _end_hold(self) -> None:
-        since, self._held_since = self._held_since, None
-        if since is not None:
-            self._held_total += asyncio.get_running_loop().time() - since
+        self._hold.stop(asyncio.get_running_loop().time())
         if self._writable is not None:
             self._writable.set()
 
@@ -459,27 +464,22 @@ class AiostompTransport:
         finally:
             self._receipts.pop(receipt, None)
 
-    def _wrap(self, handler: MessageHandler) -> Callable[[Any, Any], Awaitable[None]]:
+    def _wrap(
+        self, destination: str, handler: MessageHandler
+    ) -> Callable[[Any, Any], Awaitable[None]]:
         async def on_frame(frame: Any, body: bytes | None) -> None:
             headers = frame.headers
             self._stats.messages_in += 1
             try:
                 handler(Message(headers.get("destination", ""), body or b"", headers))
             except Exception as exc:  # aiostomp would lose it in a task nobody awaits
-                self._handler_failed(exc)
+                self._handler_failed(destination, exc)
 
         return on_frame
 
-    def _handler_failed(self, exc: Exception) -> None:
+    def _handler_failed(self, destination: str, exc: Exception) -> None:
         self._stats.handler_errors += 1
-        kind = type(exc)
-        if kind in self._logged_kinds:
-            return
-        if len(self._logged_kinds) < _MAX_LOGGED_KINDS:
-            self._logged_kinds.add(kind)
-        log.error(
-            "handler raised %s (further ones are counted, not logged)", kind.__name__, exc_info=exc
-        )
+        self._handler_failures.log(log, destination, exc)
 
     def _on_link(self, reader: Any) -> None:
         """A new StompReader: route CONNECTED and RECEIPT to us (aiostomp drops RECEIPT)."""
@@ -541,13 +541,7 @@ class AiostompTransport:
                 self._ready.set_exception(broker_error)
 
     def _notify(self, what: str, *args: Any) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            getattr(listener, what)(*args)
-        except Exception:
-            log.exception("transport listener %s raised", what)
+        notify_listener(log, self._listener, what, *args)
 
     async def _shutdown(self) -> None:
         client, self._client = self._client, None

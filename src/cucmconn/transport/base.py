@@ -12,10 +12,12 @@ it never kills the connection.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -23,6 +25,8 @@ from ..codec.text import decode_text
 from ..errors import ProtocolError
 
 __all__ = [
+    "HandlerFailures",
+    "HoldClock",
     "Message",
     "MessageHandler",
     "Transport",
@@ -30,6 +34,8 @@ __all__ = [
     "correlation_id_of",
     "expires_at",
     "jms_type_of",
+    "loop_time",
+    "notify_listener",
     "queue",
     "reply_to_of",
     "send_headers",
@@ -188,6 +194,96 @@ class TransportListener(Protocol):
 
     def connection_restored(self) -> None:
         """Reconnected and resubscribed; events may have been missed meanwhile."""
+
+
+def loop_time() -> float:
+    """The running loop's clock (``loop.time()``), the one deadlines and holds are kept on;
+    a function, so that a :class:`HoldClock` reads it only when it needs to."""
+    return asyncio.get_running_loop().time()
+
+
+def notify_listener(
+    logger: logging.Logger, listener: TransportListener | None, what: str, *args: Any
+) -> None:
+    """Call ``listener.<what>(*args)`` when there is a listener; what it raises is logged on
+    ``logger`` (the transport's), never raised, since the link that calls it must survive."""
+    if listener is None:
+        return
+    try:
+        getattr(listener, what)(*args)
+    except Exception:
+        logger.exception("transport listener %s raised", what)
+
+
+class HandlerFailures:
+    """The log of what subscribers' handlers raised: the first of each exception kind with its
+    traceback (at most ``MAX_KINDS`` kinds remembered), the rest left to the transport's
+    ``handler_errors`` count, so a handler that fails on every message cannot flood the log
+    while the link keeps delivering."""
+
+    MAX_KINDS = 64
+
+    __slots__ = ("_kinds",)
+
+    def __init__(self) -> None:
+        self._kinds: set[type[BaseException]] = set()
+
+    def log(self, logger: logging.Logger, destination: str, exc: Exception) -> None:
+        """Log ``exc``, raised by the handler of ``destination``, if its kind is new."""
+        kind = type(exc)
+        if kind in self._kinds:
+            return
+        if len(self._kinds) < self.MAX_KINDS:
+            self._kinds.add(kind)
+        logger.error(
+            "handler for %s raised %s (further %s are counted, not logged)",
+            destination,
+            kind.__name__,
+            kind.__name__,
+            exc_info=exc,
+        )
+
+
+class HoldClock:
+    """How long the broker has held our writes (flow control), in total: the one definition
+    behind every transport's ``flow_control_held``.  Times are the caller's clock (loop time,
+    or ``time.monotonic()``), passed in so that the clock never mixes two sources."""
+
+    __slots__ = ("_since", "_total")
+
+    def __init__(self) -> None:
+        self._total = 0.0
+        self._since: float | None = None
+
+    @property
+    def since(self) -> float | None:
+        """When the current hold began, or None while writes are not held."""
+        return self._since
+
+    @property
+    def total(self) -> float:
+        """Seconds of the holds that have ended."""
+        return self._total
+
+    def start(self, now: float) -> bool:
+        """A hold begins at ``now`` unless one is already running; True if this one began."""
+        if self._since is not None:
+            return False
+        self._since = now
+        return True
+
+    def stop(self, now: float) -> None:
+        """The current hold (if any) ends at ``now``."""
+        since, self._since = self._since, None
+        if since is not None:
+            self._total += now - since
+
+    def held(self, clock: Callable[[], float]) -> float:
+        """Seconds held in total up to now, the running hold included; ``clock`` (the same
+        clock as ``start``'s) is read only while a hold runs, so an idle transport can answer
+        outside any event loop."""
+        since = self._since
+        return self._total if since is None else self._total + (clock() - since)
 
 
 @runtime_checkable

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TransportError
-from .base import Message, MessageHandler, TransportListener, expires_at, send_headers
+from .base import (
+    HoldClock,
+    Message,
+    MessageHandler,
+    TransportListener,
+    expires_at,
+    send_headers,
+)
 from .url import TransportURL
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
@@ -208,8 +215,7 @@ class MemoryTransport:
         self._held = False  # simulate_flow_control(True)
         self._writable = asyncio.Event()
         self._writable.set()
-        self._held_total = 0.0
-        self._held_since: float | None = None
+        self._hold = HoldClock()  # on time.monotonic()
 
     @property
     def broker(self) -> MemoryBroker:
@@ -232,9 +238,7 @@ class MemoryTransport:
     @property
     def flow_control_held(self) -> float:
         """Seconds spent with writing blocked, in total (waits for broker space included)."""
-        since = self._held_since
-        now = time.monotonic()
-        return self._held_total + (now - since if since is not None else 0.0)
+        return self._hold.held(time.monotonic)
 
     def __repr__(self) -> str:
         return f"MemoryTransport({self.display_url!r}, connected={self._connected})"
@@ -281,9 +285,7 @@ class MemoryTransport:
 
     async def _wait_writable(self, deadline: float | None) -> None:
         started = time.monotonic()
-        fresh_hold = self._held_since is None
-        if fresh_hold:
-            self._held_since = started
+        fresh_hold = self._hold.start(started)
         try:
             async with asyncio.timeout_at(deadline):
                 while self._held or self._broker.congested:
@@ -298,9 +300,9 @@ class MemoryTransport:
                 f"{self.display_url}: writing blocked until the send deadline"
             ) from None
         finally:
-            if fresh_hold and self._held_since == started and not self._held:
-                self._held_total += time.monotonic() - started
-                self._held_since = None
+            # Ends the hold this wait began, unless simulate_flow_control took it over.
+            if fresh_hold and self._hold.since == started and not self._held:
+                self._hold.stop(time.monotonic())
 
     async def flush(self) -> None:
         """Nothing to wait for: ``send`` hands each message to the in-process broker before it
@@ -348,13 +350,10 @@ class MemoryTransport:
         self._held = blocked
         if blocked:
             self._writable.clear()
-            if self._held_since is None:
-                self._held_since = time.monotonic()
+            self._hold.start(time.monotonic())
         else:
             self._writable.set()
-            if self._held_since is not None:
-                self._held_total += time.monotonic() - self._held_since
-                self._held_since = None
+            self._hold.stop(time.monotonic())
 
     def simulate_reconnect(self) -> None:
         """Behave as a completed reconnect: resubscribe, then tell the listener."""

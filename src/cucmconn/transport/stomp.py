@@ -33,7 +33,15 @@ from typing import Any, cast
 from ..codec.text import BODY_ENCODINGS, encode_text
 from ..errors import BrokerError, ConnectionLost, TransportError
 from .backoff import Backoff
-from .base import MessageHandler, TransportListener, expires_at
+from .base import (
+    HandlerFailures,
+    HoldClock,
+    MessageHandler,
+    TransportListener,
+    expires_at,
+    loop_time,
+    notify_listener,
+)
 from .stompsession import (
     BrokerFailure,
     Connected,
@@ -53,7 +61,6 @@ __all__ = ["StompOptions", "StompStats", "StompTransport"]
 log = logging.getLogger("cucmconn.transport.stomp")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
-_MAX_LOGGED_KINDS = 64
 # Read elsewhere: TLS set-up and credentials (ActiveMQ's failover options: url.FailoverPolicy).
 _URL_ONLY_OPTIONS = frozenset({"cafile", "verify", "login", "passcode"})
 
@@ -280,14 +287,13 @@ class StompTransport:
         self._out_first: float | None = None
         self._out_bytes = 0
         self._flush_scheduled = False
-        self._held_total = 0.0
-        self._held_since: float | None = None
+        self._hold = HoldClock()  # on loop time
         self._tx_activity = False
         self._writable: asyncio.Event | None = None
         self._beat_timer: asyncio.TimerHandle | None = None
         self._watch_timer: asyncio.TimerHandle | None = None
         self._missed_beats = 0
-        self._logged_kinds: set[type[BaseException]] = set()
+        self._handler_failures = HandlerFailures()
         self._ssl_context: _ssl.SSLContext | None = None
 
     # -- public surface ------------------------------------------------------------------------
@@ -344,17 +350,14 @@ class StompTransport:
     @property
     def flow_control_held(self) -> float:
         """Seconds spent with writing blocked by the peer, in total (the current hold too)."""
-        since = self._held_since
-        if since is None:
-            return self._held_total
-        return self._held_total + (asyncio.get_running_loop().time() - since)
+        return self._hold.held(loop_time)
 
     def __repr__(self) -> str:
         return f"StompTransport({self.display_url!r}, connected={self._connected})"
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self._stats)
-        out["flow_control_held"] = round(self._held_total, 3)
+        out["flow_control_held"] = round(self._hold.total, 3)
         out["heartbeats_in"] = self._stats.heartbeats_in + self._session.heartbeats_received
         out["buffered_bytes"] = self.buffered_bytes
         out["subscriptions"] = len(self._session.subscriptions)
@@ -639,18 +642,7 @@ class StompTransport:
 
     def _handler_failed(self, delivery: Delivery, exc: Exception) -> None:
         self._stats.handler_errors += 1
-        kind = type(exc)
-        if kind in self._logged_kinds:
-            return
-        if len(self._logged_kinds) < _MAX_LOGGED_KINDS:
-            self._logged_kinds.add(kind)
-        log.error(
-            "handler for %s raised %s (further %s are counted, not logged)",
-            delivery.subscription.destination,
-            kind.__name__,
-            kind.__name__,
-            exc_info=exc,
-        )
+        self._handler_failures.log(log, delivery.subscription.destination, exc)
 
     def _on_broker_error(self, link: _Link, failure: BrokerFailure) -> None:
         self._stats.broker_errors += 1
@@ -704,13 +696,7 @@ class StompTransport:
             )
 
     def _notify(self, what: str, *args: Any) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            getattr(listener, what)(*args)
-        except Exception:
-            log.exception("transport listener %s raised", what)
+        notify_listener(log, self._listener, what, *args)
 
     def _backoff(self) -> Backoff:
         policy = self.policy
@@ -856,8 +842,7 @@ class StompTransport:
             self._writable.set()
 
     def _on_pause(self, link: _Link) -> None:
-        if link is self._link and self._held_since is None:
-            self._held_since = asyncio.get_running_loop().time()
+        if link is self._link and self._hold.start(asyncio.get_running_loop().time()):
             self._stats.flow_control_pauses += 1
 
     def _on_resume(self, link: _Link) -> None:
@@ -869,9 +854,7 @@ class StompTransport:
             self._wake_senders()
 
     def _end_hold(self) -> None:
-        since, self._held_since = self._held_since, None
-        if since is not None:
-            self._held_total += asyncio.get_running_loop().time() - since
+        self._hold.stop(asyncio.get_running_loop().time())
 
     def _write(self, data: bytes, deadline: float | None = None) -> None:
         """Buffer a frame; every frame of this loop turn leaves in one ``writelines`` at the

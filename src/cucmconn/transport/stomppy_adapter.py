@@ -78,7 +78,17 @@ from stomp.exception import ConnectFailedException, StompException
 from ..codec.text import BODY_ENCODINGS, encode_text
 from ..errors import BrokerError, ConnectionLost, TransportError
 from .backoff import Backoff
-from .base import Message, MessageHandler, TransportListener, expires_at, send_headers
+from .base import (
+    HandlerFailures,
+    HoldClock,
+    Message,
+    MessageHandler,
+    TransportListener,
+    expires_at,
+    loop_time,
+    notify_listener,
+    send_headers,
+)
 from .tcp import set_quickack, tune_tcp_socket
 from .url import Endpoint, TransportURL, parse_flag
 
@@ -86,7 +96,6 @@ __all__ = ["StompPyStats", "StompPyTransport"]
 
 log = logging.getLogger("cucmconn.transport.stomppy")
 
-_MAX_LOGGED_KINDS = 64
 _FRAME_OVERHEAD = 64  # bytes counted per frame beyond its body, so empty bodies still count
 _POLL_MS = 100  # how often a blocked writer or a full inbox looks whether the link is stopping
 _JOIN_TIMEOUT = 2.0
@@ -500,11 +509,10 @@ class StompPyTransport:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._teardowns: set[asyncio.Future[None]] = set()
         self._stats = StompPyStats()
-        self._logged_kinds: set[type[BaseException]] = set()
+        self._handler_failures = HandlerFailures()
         self._blocked = False
         self._writable: asyncio.Event | None = None
-        self._held_total = 0.0
-        self._held_since: float | None = None
+        self._hold = HoldClock()  # on loop time
         _install_redaction()
 
     # -- public surface ----------------------------------------------------------------------------
@@ -529,10 +537,7 @@ class StompPyTransport:
     @property
     def flow_control_held(self) -> float:
         """Seconds spent with writing blocked by the broker, in total (the current block too)."""
-        since = self._held_since
-        if since is None:
-            return self._held_total
-        return self._held_total + (asyncio.get_running_loop().time() - since)
+        return self._hold.held(loop_time)
 
     def stats(self) -> dict[str, Any]:
         """Counters, the current link's included, and ``flow_control_held`` (s)."""
@@ -544,7 +549,7 @@ class StompPyTransport:
             stats.inbox_waits += link.inbox_waits
             stats.wakeups += link.wakeups
         out: dict[str, Any] = asdict(stats)
-        out["flow_control_held"] = round(self._held_total, 3)
+        out["flow_control_held"] = round(self._hold.total, 3)
         out["buffered_bytes"] = link.out_bytes if link is not None else 0
         out["subscriptions"] = len(self._subs)
         return out
@@ -856,8 +861,7 @@ class StompPyTransport:
         if link is not self._link:
             return
         self._blocked = True
-        if self._held_since is None:
-            self._held_since = asyncio.get_running_loop().time()
+        self._hold.start(asyncio.get_running_loop().time())
 
     def _on_resume(self, link: _Link) -> None:
         if link is not self._link:
@@ -867,9 +871,7 @@ class StompPyTransport:
         self._wake_senders()
 
     def _end_hold(self) -> None:
-        since, self._held_since = self._held_since, None
-        if since is not None:
-            self._held_total += asyncio.get_running_loop().time() - since
+        self._hold.stop(asyncio.get_running_loop().time())
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -920,23 +922,7 @@ class StompPyTransport:
 
     def _handler_failed(self, sub: _Subscription, exc: Exception) -> None:
         self._stats.handler_errors += 1
-        kind = type(exc)
-        if kind in self._logged_kinds:
-            return
-        if len(self._logged_kinds) < _MAX_LOGGED_KINDS:
-            self._logged_kinds.add(kind)
-        log.error(
-            "handler for %s raised %s (further ones are counted, not logged)",
-            sub.destination,
-            kind.__name__,
-            exc_info=exc,
-        )
+        self._handler_failures.log(log, sub.destination, exc)
 
     def _notify(self, what: str, *args: Any) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            getattr(listener, what)(*args)
-        except Exception:
-            log.exception("transport listener %s raised", what)
+        notify_listener(log, self._listener, what, *args)

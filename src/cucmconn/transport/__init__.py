@@ -4,7 +4,8 @@ memory."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import MissingExtra
@@ -28,6 +29,24 @@ __all__ = [
 ]
 
 _NATIVE = frozenset({"stomp", "stomp+ssl"})  # the schemes whose transport can split its links
+
+_ADAPTERS = {
+    "aiostomp": ("aiostomp", "aiostomp_adapter", "AiostompTransport", "aiostomp"),
+    "stomppy": ("stomppy", "stomppy_adapter", "StompPyTransport", "stomp"),
+}
+"""Scheme -> (extra, module, class, the third-party package the module imports)."""
+
+
+def _load_adapter(extra: str, module: str, name: str, package: str) -> Any:
+    """The adapter class, imported only now (a memory:// user never loads aiostomp or
+    stomp.py); :class:`~cucmconn.errors.MissingExtra` naming ``extra`` when ``package`` is not
+    installed, while any other missing module stays the ModuleNotFoundError it is."""
+    try:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != package and not (exc.name or "").startswith(f"{package}."):
+            raise
+        raise MissingExtra(extra, f"the {extra}:// transport") from exc
 
 
 def split_by_default(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,24 +90,10 @@ def open_transport(url: str, **options: Any) -> Transport:
         from .memory import MemoryTransport
 
         return MemoryTransport(parsed, **options)
-    if parsed.scheme.startswith("aiostomp"):
-        try:
-            from .aiostomp_adapter import AiostompTransport
-        except ModuleNotFoundError as exc:
-            if exc.name != "aiostomp" and not (exc.name or "").startswith("aiostomp."):
-                raise
-            raise MissingExtra("aiostomp", "the aiostomp:// transport") from exc
-
-        return AiostompTransport(parsed, **options)
-    if parsed.scheme.startswith("stomppy"):
-        try:
-            from .stomppy_adapter import StompPyTransport
-        except ModuleNotFoundError as exc:
-            if exc.name != "stomp" and not (exc.name or "").startswith("stomp."):
-                raise
-            raise MissingExtra("stomppy", "the stomppy:// transport") from exc
-
-        return StompPyTransport(parsed, **options)
+    adapter = _ADAPTERS.get(parsed.scheme.split("+", 1)[0])
+    if adapter is not None:
+        factory: Callable[..., Transport] = _load_adapter(*adapter)
+        return factory(parsed, **options)
     from .stomp import StompTransport
 
     if split:

@@ -27,6 +27,7 @@ from cucmconn.errors import BrokerError, ConnectionLost, ProtocolError, Transpor
 from cucmconn.transport import Message, open_transport, parse_url
 from cucmconn.transport.backoff import Backoff
 from cucmconn.transport.stomp import StompOptions, StompTransport
+from cucmconn.transport.stomppy_adapter import StompPyTransport
 from cucmconn.transport.stompsession import (
     BrokerFailure,
     Connected,
@@ -52,7 +53,7 @@ _until = waiter(WAIT)
 
 
 def _stats(transport: Any) -> dict[str, int]:
-    assert isinstance(transport, StompTransport)
+    assert isinstance(transport, StompTransport | StompPyTransport)
     return transport.stats()
 
 
@@ -427,24 +428,30 @@ async def test_connect_send_and_close_on_the_wire(closing: list[Any]) -> None:
     assert "receipt" in disconnect.headers  # close() asked for (and got) a receipt
 
 
+SCHEMES = ["stomp", "stomppy"]
+"""The native transport and the stomp.py adapter answer these scripted-broker cases alike."""
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
 async def test_error_frame_on_connect_is_a_broker_error_without_the_passcode(
-    closing: list[Any],
+    closing: list[Any], scheme: str
 ) -> None:
     broker = await ScriptedBroker(
         lambda f: b"ERROR\nmessage:User name [agent] or password is invalid.\n\n\x00"
     ).start()
     closing.append(broker)
-    transport = open_transport(broker.url.replace("stomp://", "stomp://agent:hunter2@"))
+    transport = open_transport(broker.url.replace("stomp://", f"{scheme}://agent:hunter2@"))
     closing.append(transport)
     with pytest.raises(BrokerError) as caught:
         await transport.connect()
     assert caught.value.broker_message == "User name [agent] or password is invalid."
-    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in str(caught.value) + repr(transport)
     assert not transport.connected
 
 
+@pytest.mark.parametrize("scheme", SCHEMES)
 async def test_error_frame_mid_session_fails_the_request_and_reconnects(
-    closing: list[Any],
+    closing: list[Any], scheme: str
 ) -> None:
     def refuse_forbidden(frame: Frame) -> bytes | None:
         if frame.headers.get("destination") == "/queue/forbidden":
@@ -454,7 +461,8 @@ async def test_error_frame_mid_session_fails_the_request_and_reconnects(
 
     broker = await ScriptedBroker(lambda f: CONNECTED, refuse_forbidden).start()
     closing.append(broker)
-    transport = open_transport(broker.url, heartbeat=0, initial_backoff=0.01)
+    url = broker.url.replace("stomp://", f"{scheme}://")
+    transport = open_transport(url, heartbeat=0, initial_backoff=0.01)
     closing.append(transport)
     recorder = Recorder()
     transport.set_listener(recorder)
@@ -465,6 +473,7 @@ async def test_error_frame_mid_session_fails_the_request_and_reconnects(
     await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect after ERROR")
     assert isinstance(recorder.events[0][1], BrokerError)
     assert broker.connections == 2
+    assert _stats(transport)["reconnects"] == 1
     resubscribed = [f.headers["destination"] for f in broker.frames if f.command == "SUBSCRIBE"]
     assert resubscribed == ["/queue/allowed", "/queue/forbidden", "/queue/allowed"]
 

@@ -16,7 +16,6 @@ from urllib.parse import quote
 import pytest
 from stomp import utils as stomp_utils
 
-from cucmconn.codec import Frame
 from cucmconn.codec.text import encode_text
 from cucmconn.errors import BrokerError, ConnectionLost, TransportError
 from cucmconn.transport import Message, Transport, open_transport, split_by_default
@@ -24,7 +23,6 @@ from cucmconn.transport.stomppy_adapter import StompPyTransport
 from tests.activemq import BrokerHandle, SecureBrokerHandle
 from tests.faultproxy import FaultProxy
 from tests.listeners import Recorder
-from tests.package.test_dependencies import _run_without_extras
 from tests.transport.test_stomp_transport import CONNECTED, ScriptedBroker
 from tests.waiting import waiter
 
@@ -87,26 +85,6 @@ def test_options_from_the_url_are_typed_and_the_split_default_leaves_stomppy_alo
     assert transport.display_url == "stomppy://127.0.0.1:61613"
 
 
-def test_stomppy_url_without_the_extra_names_it() -> None:
-    result = _run_without_extras(
-        """
-        from cucmconn.errors import MissingExtra
-        from cucmconn.transport import open_transport
-
-        try:
-            open_transport("stomppy://127.0.0.1:61613")
-        except MissingExtra as exc:
-            assert exc.extra == "stomppy"
-            print(exc)
-        else:
-            raise AssertionError("stomppy:// opened without stomp.py installed")
-        """,
-        absent=("stomp",),
-    )
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'cucmconn[stomppy]'" in result.stdout
-
-
 # -- on the wire, against a scripted STOMP peer --------------------------------------------------
 
 
@@ -159,49 +137,6 @@ async def test_what_stomp_py_would_garble_is_refused_before_writing(closing: lis
     sends = [f.body for f in broker.frames if f.command == "SEND"]
     assert sends == [b"kept"]
     assert transport.connected
-
-
-async def test_error_frame_on_connect_is_a_broker_error_without_the_passcode(
-    closing: list[Any],
-) -> None:
-    broker = await ScriptedBroker(
-        lambda f: b"ERROR\nmessage:User name [agent] or password is invalid.\n\n\x00"
-    ).start()
-    closing.append(broker)
-    transport = open_transport(_stomppy(broker.url).replace("://", "://agent:hunter2@", 1))
-    closing.append(transport)
-    with pytest.raises(BrokerError) as caught:
-        await transport.connect()
-    assert caught.value.broker_message == "User name [agent] or password is invalid."
-    assert "hunter2" not in str(caught.value) + repr(transport)
-    assert not transport.connected
-
-
-async def test_error_frame_mid_session_fails_the_request_and_reconnects(
-    closing: list[Any],
-) -> None:
-    def refuse_forbidden(frame: Frame) -> bytes | None:
-        if frame.headers.get("destination") == "/queue/forbidden":
-            receipt = frame.headers["receipt"]
-            return f"ERROR\nmessage:Not authorized\nreceipt-id:{receipt}\n\n\x00".encode()
-        return ScriptedBroker.receipt(frame)
-
-    broker = await ScriptedBroker(lambda f: CONNECTED, refuse_forbidden).start()
-    closing.append(broker)
-    transport = open_transport(_stomppy(broker.url), heartbeat=0, initial_backoff=0.01)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
-    await transport.subscribe("/queue/allowed", lambda m: None)
-    with pytest.raises(BrokerError, match="Not authorized"):
-        await transport.subscribe("/queue/forbidden", lambda m: None)
-    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect after ERROR")
-    assert isinstance(recorder.events[0][1], BrokerError)
-    assert broker.connections == 2
-    assert _stats(transport)["reconnects"] == 1
-    resubscribed = [f.headers["destination"] for f in broker.frames if f.command == "SUBSCRIBE"]
-    assert resubscribed == ["/queue/allowed", "/queue/forbidden", "/queue/allowed"]
 
 
 async def test_silent_broker_is_a_connect_timeout(closing: list[Any]) -> None:

@@ -15,7 +15,8 @@ event loop:
    Handlers run on the loop, as on the other transports; one that raises is logged (once per
    kind) and counted.
 3. A blocking ``sendall`` on the loop would stall it while the broker does not read: frames go
-   through a bounded outbox (``send_buffer_limit`` bytes) to one writer thread per link.  The
+   through a bounded outbox (``send_buffer_limit`` bytes; once full, senders wait until it has
+   drained below half) to one writer thread per link.  The
    writer drops a frame whose deadline has passed instead of writing it late, and polls the
    socket before each write, so a link the broker stopped reading is reported
    (``write_blocked``, ``flow_control_held``) and senders wait, at most until their deadline.
@@ -292,6 +293,7 @@ class _Link:
         self._out_cond = threading.Condition()
         self._outbox: deque[_Item] = deque()
         self.out_bytes = 0
+        self._full = False  # set at the limit, cleared below half of it (hysteresis)
         self._writer_idle = False
         self._senders_waiting = False
         self.expired_unsent = 0
@@ -365,17 +367,22 @@ class _Link:
         with self._out_cond:
             self._outbox.append(item)
             self.out_bytes += item[4]
+            if self.out_bytes >= self._out_limit:
+                self._full = True
             if self._writer_idle:
                 self._out_cond.notify()
 
     def full(self) -> bool:
-        return self.out_bytes >= self._out_limit
+        """True from the moment the outbox reached its limit until it drained below half of
+        it: high and low water marks, as asyncio's, so that a writer that takes one frame at a
+        time from a full outbox does not let each sender through in turn."""
+        return self._full
 
     def want_space(self) -> bool:
         """True when the outbox is full and the writer will call ``space`` once it is not;
         False when there is room already."""
         with self._out_cond:
-            if self.out_bytes < self._out_limit:
+            if not self._full:
                 return False
             self._senders_waiting = True
             return True
@@ -391,7 +398,9 @@ class _Link:
                     return
                 call, args, kwargs, deadline, size = self._outbox.popleft()
                 self.out_bytes -= size
-                space = self._senders_waiting and self.out_bytes < self._out_limit
+                if self._full and self.out_bytes < self._out_limit // 2:
+                    self._full = False
+                space = self._senders_waiting and not self._full
                 if space:
                     self._senders_waiting = False
             if space:
@@ -441,6 +450,7 @@ class _Link:
             self.stopping = True
             self._outbox.clear()
             self.out_bytes = 0
+            self._full = False
             self._out_cond.notify_all()
         with self._in_cond:
             self._in_cond.notify_all()

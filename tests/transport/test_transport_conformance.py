@@ -88,6 +88,27 @@ async def _until(predicate: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _until_throttled(transport: Transport, hold: float = 0.2) -> None:
+    """Wait (bounded) until ``write_blocked`` has stayed True for ``hold`` seconds on end.
+
+    A broker under producer flow control blocks for good, but before the limit is reached the
+    kernel's buffers fill and drain many times over: one momentary ``write_blocked`` is not
+    yet the throttle (stomppy:// reports the socket's state, so it sees those moments)."""
+    deadline = time.monotonic() + WAIT
+    since: float | None = None
+    while True:
+        now = time.monotonic()
+        if not transport.write_blocked:
+            since = None
+        elif since is None:
+            since = now
+        elif now - since >= hold:
+            return
+        if now > deadline:
+            pytest.fail(f"timed out waiting for writes to stay blocked for {hold:g} s")
+        await asyncio.sleep(0.01)
+
+
 async def _quiet() -> None:
     """Give a broker time to deliver anything it wrongly would (for absence checks)."""
     await asyncio.sleep(0.3)
@@ -582,7 +603,7 @@ async def test_producer_flow_control_blocks_writes_and_deadlines_hold(
                 await transport.send(destination, body)
 
         filler = asyncio.create_task(flood())
-        await _until(lambda: transport.write_blocked, "the broker to throttle us")
+        await _until_throttled(transport)
         loop = asyncio.get_running_loop()
         held = transport.flow_control_held
         deadline = loop.time() + 0.5

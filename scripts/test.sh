@@ -100,8 +100,8 @@ CUCMCONN_TEST_LOOPS=asyncio CUCMCONN_BENCH_SECONDS=2 "$PY" -m pytest -q -p no:ca
   benchmarks/bench_*.py --benchmark-disable -m "not slow"
 
 step "ruff (lint and format) and mypy"
-"$PY" -m ruff check src tests benchmarks examples scripts setup.py
-"$PY" -m ruff format --check src tests benchmarks examples scripts setup.py
+"$PY" -m ruff check src tests benchmarks examples scripts setup.py docs
+"$PY" -m ruff format --check src tests benchmarks examples scripts setup.py docs
 "$PY" -m mypy
 
 step "API reference: Sphinx autodoc from the docstrings, warnings as errors"

@@ -10,7 +10,7 @@ import cucmconn
 
 project = "cucmconn"
 author = "cucmconn developers"
-copyright = "2026, cucmconn developers"  # noqa: A001 - Sphinx's own setting name
+copyright = "2026, cucmconn developers"
 release = cucmconn.__version__
 version = release
 
@@ -37,7 +37,10 @@ intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 nitpicky = True
 nitpick_ignore_regex = [
     # Standard-library and third-party names: no inventory is fetched (CI has no network).
-    (r"py:class", r"(asyncio|collections\.abc|typing|types|enum|msgspec|os|pathlib|collections)\..*"),
+    (
+        r"py:class",
+        r"(asyncio|collections\.abc|typing|types|enum|msgspec|os|pathlib|collections)\..*",
+    ),
     # Internal classes named in public signatures (cucmconn.<package>.<module>.<Class>): shown
     # as text.  Public names (cucmconn.<Name>) must still resolve.
     (r"py:class", r"cucmconn\.\w+\.\w+\.\w+"),

@@ -29,6 +29,7 @@ from .codec import (
 from .emulator import Emulator
 from .errors import (
     BrokerError,
+    ClosedBeforeConnected,
     CommandError,
     CommandTimeout,
     ConnectionLost,
@@ -53,6 +54,7 @@ __all__ = [
     "CallStatus",
     "Client",
     "ClientStats",
+    "ClosedBeforeConnected",
     "CommandError",
     "CommandTimeout",
     "ConnectionLost",

@@ -14,6 +14,7 @@ from .errorcodes import ErrorInfo, lookup
 
 __all__ = [
     "BrokerError",
+    "ClosedBeforeConnected",
     "CommandError",
     "CommandTimeout",
     "ConnectionLost",
@@ -45,6 +46,16 @@ class BrokerError(TransportError):
         super().__init__(message if not details else f"{message}: {details}")
         self.broker_message = message
         self.details = details
+
+
+class ClosedBeforeConnected(TransportError):
+    """The broker accepted the connection, then closed it before CONNECTED without an ERROR.
+
+    ActiveMQ 5.17 does this now and then where it means to refuse a log-in: about 4 closes
+    in 1,000 carry no ERROR frame, so the reason is lost.  A broker shutting down or a proxy
+    without a backend looks the same.  The transports therefore try such an attempt again at
+    once, a few times (``transport.base.connect_attempts``), before raising this.
+    """
 
 
 class ConnectionLost(TransportError):

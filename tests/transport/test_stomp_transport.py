@@ -26,6 +26,7 @@ from cucmconn.codec import Frame, FrameParser
 from cucmconn.errors import BrokerError, ConnectionLost, ProtocolError, TransportError
 from cucmconn.transport import Message, open_transport, parse_url
 from cucmconn.transport.backoff import Backoff
+from cucmconn.transport.base import EARLY_CLOSE_ATTEMPTS
 from cucmconn.transport.stomp import StompOptions, StompTransport
 from cucmconn.transport.stomppy_adapter import StompPyTransport
 from cucmconn.transport.stompsession import (
@@ -352,6 +353,11 @@ def test_options_from_url_and_kwargs_are_typed_and_checked() -> None:
 # -- against a scripted STOMP peer -------------------------------------------------------------
 
 
+HANG_UP = b""
+"""A script's empty reply closes the connection without a word (as ActiveMQ now and then
+does with a refused log-in)."""
+
+
 class ScriptedBroker:
     """A minimal STOMP peer on 127.0.0.1: records frames, answers CONNECT with ``on_connect``
     and other frames with ``on_frame`` (default: a RECEIPT when one is asked for)."""
@@ -400,6 +406,9 @@ class ScriptedBroker:
                     self.frames.append(frame)
                     script = self.on_connect if frame.command == "CONNECT" else self.on_frame
                     reply = script(frame)
+                    if reply == HANG_UP:
+                        writer.close()
+                        return
                     if reply is not None:
                         writer.write(reply)
         writer.close()
@@ -447,6 +456,83 @@ async def test_error_frame_on_connect_is_a_broker_error_without_the_passcode(
     assert caught.value.broker_message == "User name [agent] or password is invalid."
     assert "hunter2" not in str(caught.value) + repr(transport)
     assert not transport.connected
+
+
+EARLY_CLOSE_SCHEMES = [*SCHEMES, "aiostomp"]
+"""aiostomp:// answers the brokers that hang up (``HANG_UP``) alike too."""
+
+
+@pytest.mark.parametrize("scheme", EARLY_CLOSE_SCHEMES)
+async def test_a_close_before_connected_without_an_error_is_tried_again(
+    closing: list[Any], scheme: str
+) -> None:
+    """ActiveMQ 5.17 closes about 4 refused log-ins in 1,000 without their ERROR frame: the
+    transport tries again at once, so the caller gets the broker's reason from the next one."""
+    replies = iter([HANG_UP, b"ERROR\nmessage:User name [agent] or password is invalid.\n\n\x00"])
+    broker = await ScriptedBroker(lambda f: next(replies)).start()
+    closing.append(broker)
+    transport = open_transport(broker.url.replace("stomp://", f"{scheme}://agent:hunter2@"))
+    closing.append(transport)
+    with pytest.raises(BrokerError, match="password is invalid"):
+        await transport.connect()
+    assert broker.connections == 2
+
+
+@pytest.mark.parametrize("scheme", EARLY_CLOSE_SCHEMES)
+async def test_a_broker_that_always_closes_before_connected_is_tried_three_times(
+    closing: list[Any], scheme: str
+) -> None:
+    broker = await ScriptedBroker(lambda f: HANG_UP).start()
+    closing.append(broker)
+    transport = open_transport(broker.url.replace("stomp://", f"{scheme}://"))
+    closing.append(transport)
+    with pytest.raises(TransportError, match="closed before CONNECTED"):
+        await transport.connect()
+    assert broker.connections == EARLY_CLOSE_ATTEMPTS
+    assert not transport.connected
+
+
+def _hang_up_on_send(frame: Frame) -> bytes | None:
+    return HANG_UP if frame.command == "SEND" else ScriptedBroker.receipt(frame)
+
+
+@pytest.mark.parametrize("scheme", EARLY_CLOSE_SCHEMES)
+async def test_reconnects_whose_link_closes_before_connected_back_off(
+    closing: list[Any], scheme: str
+) -> None:
+    """The link drops; the broker then accepts three connections and closes each before
+    CONNECTED, and answers the fourth.  One connection per attempt, spaced by the back-off:
+    aiostomp alone used to reconnect thousands of times a second to such a broker."""
+    replies = iter([CONNECTED, HANG_UP, HANG_UP, HANG_UP, CONNECTED])
+    broker = await ScriptedBroker(lambda f: next(replies), _hang_up_on_send).start()
+    closing.append(broker)
+    transport = open_transport(broker.url.replace("stomp://", f"{scheme}://"), heartbeat=0)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    await transport.send("/queue/q", "the broker hangs up on this")
+    await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect")
+    assert broker.connections == 5
+    await asyncio.sleep(0.2)
+    assert broker.connections == 5 and transport.connected
+
+
+@pytest.mark.parametrize("scheme", EARLY_CLOSE_SCHEMES)
+async def test_reconnect_false_stays_down_after_a_loss(closing: list[Any], scheme: str) -> None:
+    broker = await ScriptedBroker(lambda f: CONNECTED, _hang_up_on_send).start()
+    closing.append(broker)
+    url = broker.url.replace("stomp://", f"{scheme}://")
+    transport = open_transport(url, heartbeat=0, reconnect=False)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    await transport.send("/queue/q", "the broker hangs up on this")
+    await _until(lambda: recorder.kinds == ["lost"], what="the loss")
+    await asyncio.sleep(0.3)
+    assert broker.connections == 1 and not transport.connected
+    assert recorder.kinds == ["lost"]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -1,5 +1,6 @@
 """The pieces every transport shares (transport/base.py): the hold clock behind
-``flow_control_held``, the once-per-kind log of handler failures, the listener call."""
+``flow_control_held``, the once-per-kind log of handler failures, the listener call, the
+attempts at a broker that closes before CONNECTED."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import logging
 
 import pytest
 
-from cucmconn.transport.base import HandlerFailures, HoldClock, notify_listener
+from cucmconn.errors import BrokerError, ClosedBeforeConnected
+from cucmconn.transport.base import (
+    EARLY_CLOSE_ATTEMPTS,
+    HandlerFailures,
+    HoldClock,
+    connect_attempts,
+    notify_listener,
+)
 
 
 def _no_clock() -> float:
@@ -81,3 +89,31 @@ def test_notify_listener_calls_it_and_logs_what_it_raises(
         notify_listener(logger, None, "connection_lost", error)  # no listener: nothing
     assert listener.lost == [error]
     assert [r.getMessage() for r in caplog.records] == ["transport listener connection_lost raised"]
+
+
+async def test_connect_attempts_retry_only_a_close_before_connected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("cucmconn.test.attempts")
+    outcomes: list[BaseException | None] = [ClosedBeforeConnected("closed"), None]
+
+    async def attempt() -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        await connect_attempts(attempt, logger, "stomp://b:61613")
+    assert outcomes == []  # tried twice: the second connected
+    assert "stomp://b:61613 closed the connection before CONNECTED" in caplog.text
+    assert "attempt 2 of 3" in caplog.text
+
+    outcomes[:] = [ClosedBeforeConnected("closed"), BrokerError("refused"), None]
+    with pytest.raises(BrokerError):  # any other outcome ends the attempts
+        await connect_attempts(attempt, logger, "b")
+    assert outcomes == [None]
+
+    outcomes[:] = [ClosedBeforeConnected(str(n)) for n in range(EARLY_CLOSE_ATTEMPTS + 1)]
+    with pytest.raises(ClosedBeforeConnected, match=str(EARLY_CLOSE_ATTEMPTS - 1)):
+        await connect_attempts(attempt, logger, "b")
+    assert len(outcomes) == 1  # EARLY_CLOSE_ATTEMPTS in all, then the last one's error

@@ -13,6 +13,12 @@ already trusts aiostomp can use it.  The adapter repairs what would break the co
    is down or refuses the credentials: the adapter waits for CONNECTED (or an ERROR frame, which
    becomes ``BrokerError``) with a timeout and makes the first connect a single attempt.
 5. Its reconnect task is never cancelled by ``close()``: the adapter keeps and cancels it.
+   It reconnects after every loss, ``reconnect=false`` or not, and at once whenever TCP
+   connects, so a broker that accepts and then closes (ActiveMQ refusing a log-in now and
+   then without its ERROR, or at ``maximumConnections``) was reconnected to thousands of times
+   a second: the adapter decides whether to reconnect, backs off (capped, with jitter) after
+   a link that closed before CONNECTED, and makes ``connect()`` try such a broker at most
+   ``EARLY_CLOSE_ATTEMPTS`` times (``transport.base.connect_attempts``).
 6. RECEIPT frames are dropped with a warning: the adapter handles them, so ``subscribe`` and
    ``close`` (DISCONNECT) wait for the broker's receipt as on the native transport.
 
@@ -48,13 +54,15 @@ from aiostomp.aiostomp import AioStomp, StompProtocol, StompReader
 from aiostomp.errors import ExceededRetryCount, StompError
 
 from ..codec.text import encode_text
-from ..errors import BrokerError, ConnectionLost, TransportError
+from ..errors import BrokerError, ClosedBeforeConnected, ConnectionLost, TransportError
+from .backoff import Backoff
 from .base import (
     HandlerFailures,
     HoldClock,
     Message,
     MessageHandler,
     TransportListener,
+    connect_attempts,
     expires_at,
     loop_time,
     notify_listener,
@@ -91,6 +99,7 @@ class _Reader(StompReader):  # type: ignore[misc]  # aiostomp ships no type info
         super().__init__(*args, **kwargs)
         self._adapter = adapter
         self._sock: Any = None
+        self._lost = False
 
     def connection_made(self, transport: Any) -> None:
         # As the native transport: asyncio pauses us as soon as the kernel refuses bytes, so a
@@ -105,6 +114,13 @@ class _Reader(StompReader):  # type: ignore[misc]  # aiostomp ships no type info
         if self._sock is not None:
             set_quickack(self._sock)
         super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # aiostomp reports a loss in eof_received and asyncio again here: report it once.
+        if self._lost:
+            return
+        self._lost = True
+        super().connection_lost(exc)
 
     def pause_writing(self) -> None:
         self._adapter._on_pause(self)
@@ -169,12 +185,18 @@ class _Client(AioStomp):  # type: ignore[misc]
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        # Replaces AioStomp's so the reconnect task is kept (and cancellable by close()).
+        # Replaces AioStomp's: the adapter says whether and when to reconnect, and the task
+        # is kept (and cancellable by close()).
         self._connected = False
-        self._adapter._on_lost(exc)
-        if self._closed or self._is_retrying:
+        delay = self._adapter._on_lost(exc)
+        if delay is None or self._closed or self._is_retrying:
             return
-        self.reconnect_task = asyncio.ensure_future(self._reconnect())
+        self.reconnect_task = asyncio.ensure_future(self._reconnect_after(delay))
+
+    async def _reconnect_after(self, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await self._reconnect()
 
 
 class AiostompTransport:
@@ -219,6 +241,8 @@ class AiostompTransport:
         self._paused_reader: Any = None  # the reader asyncio paused, while paused
         self._writable: asyncio.Event | None = None
         self._hold = HoldClock()  # on loop time
+        # Between reconnects whose link closed before CONNECTED; reset by CONNECTED.
+        self._backoff = Backoff()
 
     # -- public surface ------------------------------------------------------------------------
 
@@ -252,8 +276,14 @@ class AiostompTransport:
         self._listener = listener
 
     async def connect(self) -> None:
+        """Connect and wait for CONNECTED: TransportError (BrokerError for an ERROR frame) on
+        failure; a broker that closes before CONNECTED is tried again (``connect_attempts``)."""
         if self._up:
             return
+        await connect_attempts(self._attempt, log, self.display_url)
+
+    async def _attempt(self) -> None:
+        """One client, one connection: up once CONNECTED arrives."""
         self._closing = False
         loop = asyncio.get_running_loop()
         self._ready = loop.create_future()
@@ -273,7 +303,7 @@ class AiostompTransport:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 await client.connect(username=self._login, password=self._passcode)
-                if not client._connected:
+                if not client._connected and not self._ready.done():
                     raise TransportError(f"{self.display_url}: {self._describe_last_error()}")
                 await self._ready
         except BaseException as exc:
@@ -505,6 +535,7 @@ class AiostompTransport:
 
     def _on_connected(self) -> None:
         self._up = True
+        self._backoff.reset()
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
         if self._was_lost:
@@ -512,9 +543,22 @@ class AiostompTransport:
             self._stats.reconnects += 1
             self._notify("connection_restored")
 
-    def _on_lost(self, exc: Exception | None) -> None:
-        if not self._up:  # aiostomp reports one loss twice (EOF, then the close)
-            return
+    def _on_lost(self, exc: Exception | None) -> float | None:
+        """A link closed: how long aiostomp should wait before it reconnects (None: it must
+        not).  A link that closes before CONNECTED fails ``connect()``'s attempt, or, while
+        reconnecting, backs off."""
+        if not self._up:
+            ready = self._ready
+            if ready is not None and not ready.done():
+                ready.set_exception(
+                    ClosedBeforeConnected(f"{self.display_url}: closed before CONNECTED")
+                )
+                return None
+            if self._closing or not self._was_lost:
+                return None
+            delay = self._backoff.next()
+            log.info("%s closed before CONNECTED; reconnecting in %.2fs", self.display_url, delay)
+            return delay
         self._up = False
         self._paused_reader = None
         self._end_hold()  # wakes blocked senders: they fail with ConnectionLost
@@ -523,11 +567,12 @@ class AiostompTransport:
             if not waiter.done():
                 waiter.set_exception(lost)
         if self._closing:
-            return
+            return None
         self._was_lost = True
         self._stats.disconnects += 1
         log.warning("%s", lost)
         self._notify("connection_lost", exc if exc is not None else lost)
+        return 0.0 if self.reconnect else None
 
     async def _on_error(self, error: Exception) -> None:
         if isinstance(error, ExceededRetryCount):

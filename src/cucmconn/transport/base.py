@@ -16,21 +16,23 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from ..codec.text import decode_text
-from ..errors import ProtocolError
+from ..errors import ClosedBeforeConnected, ProtocolError
 
 __all__ = [
+    "EARLY_CLOSE_ATTEMPTS",
     "HandlerFailures",
     "HoldClock",
     "Message",
     "MessageHandler",
     "Transport",
     "TransportListener",
+    "connect_attempts",
     "correlation_id_of",
     "expires_at",
     "jms_type_of",
@@ -213,6 +215,37 @@ def notify_listener(
         getattr(listener, what)(*args)
     except Exception:
         logger.exception("transport listener %s raised", what)
+
+
+EARLY_CLOSE_ATTEMPTS = 3
+"""How many times a transport's ``connect`` tries one broker that closes before CONNECTED
+without an ERROR (:class:`~cucmconn.errors.ClosedBeforeConnected`) before it gives up."""
+
+
+async def connect_attempts(
+    attempt: Callable[[], Awaitable[None]], logger: logging.Logger, where: str
+) -> None:
+    """Run one connection ``attempt``; again at once, up to :data:`EARLY_CLOSE_ATTEMPTS` in
+    all, while it ends in :class:`~cucmconn.errors.ClosedBeforeConnected`.
+
+    ActiveMQ sometimes closes a refused log-in without its ERROR frame; the next attempt
+    usually carries it, so the caller learns why (a :class:`~cucmconn.errors.BrokerError`)
+    instead of "closed".  Any other outcome ends the attempts.
+    """
+    for number in range(1, EARLY_CLOSE_ATTEMPTS + 1):
+        try:
+            await attempt()
+            return
+        except ClosedBeforeConnected:
+            if number == EARLY_CLOSE_ATTEMPTS:
+                raise
+            logger.info(
+                "%s closed the connection before CONNECTED without an ERROR; "
+                "trying again (attempt %d of %d)",
+                where,
+                number + 1,
+                EARLY_CLOSE_ATTEMPTS,
+            )
 
 
 class HandlerFailures:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
@@ -31,13 +32,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 from ..codec.text import BODY_ENCODINGS, encode_text
-from ..errors import BrokerError, ConnectionLost, TransportError
+from ..errors import BrokerError, ClosedBeforeConnected, ConnectionLost, TransportError
 from .backoff import Backoff
 from .base import (
     HandlerFailures,
     HoldClock,
     MessageHandler,
     TransportListener,
+    connect_attempts,
     expires_at,
     loop_time,
     notify_listener,
@@ -384,7 +386,7 @@ class StompTransport:
         errors: list[str] = []
         for endpoint in self._order(None):
             try:
-                await self._open(endpoint)
+                await connect_attempts(functools.partial(self._open, endpoint), log, str(endpoint))
                 return
             except TransportError as exc:
                 errors.append(str(exc))
@@ -663,7 +665,7 @@ class StompTransport:
             link.ready.set_exception(
                 exc
                 if isinstance(exc, TransportError)
-                else TransportError("connection closed before CONNECTED")
+                else ClosedBeforeConnected("connection closed before CONNECTED")
             )
             link.ready.exception()  # mark retrieved: nobody may await a discarded attempt
         if link is not self._link:

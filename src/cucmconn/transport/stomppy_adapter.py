@@ -77,7 +77,7 @@ import stomp
 from stomp.exception import ConnectFailedException, StompException
 
 from ..codec.text import BODY_ENCODINGS, encode_text
-from ..errors import BrokerError, ConnectionLost, TransportError
+from ..errors import BrokerError, ClosedBeforeConnected, ConnectionLost, TransportError
 from .backoff import Backoff
 from .base import (
     HandlerFailures,
@@ -85,6 +85,7 @@ from .base import (
     Message,
     MessageHandler,
     TransportListener,
+    connect_attempts,
     expires_at,
     loop_time,
     notify_listener,
@@ -574,7 +575,7 @@ class StompPyTransport:
         if self._reconnect_task is not None and not self._reconnect_task.done():
             raise TransportError(f"{self.display_url}: already reconnecting")
         self._closing = False
-        await self._open()
+        await connect_attempts(self._open, log, self.display_url)
 
     async def close(self) -> None:
         """Stop reconnecting, DISCONNECT with a receipt (waited for briefly), close; idempotent."""
@@ -854,7 +855,9 @@ class StompPyTransport:
             self._receipts.clear()
             self._wake_senders()
         if not link.ready.done():
-            link.ready.set_exception(TransportError(f"{self.display_url}: closed before CONNECTED"))
+            link.ready.set_exception(
+                ClosedBeforeConnected(f"{self.display_url}: closed before CONNECTED")
+            )
             link.ready.exception()
         if link.stopping:
             return

@@ -353,6 +353,16 @@ def test_options_from_url_and_kwargs_are_typed_and_checked() -> None:
 # -- against a scripted STOMP peer -------------------------------------------------------------
 
 
+async def _connect_recorded(closing: list[Any], url: str, **options: Any) -> tuple[Any, Recorder]:
+    """A transport to ``url``, closed after the test, connected with a Recorder listening."""
+    transport = open_transport(url, **options)
+    closing.append(transport)
+    recorder = Recorder()
+    transport.set_listener(recorder)
+    await transport.connect()
+    return transport, recorder
+
+
 HANG_UP = b""
 """A script's empty reply closes the connection without a word (as ActiveMQ now and then
 does with a refused log-in)."""
@@ -506,11 +516,9 @@ async def test_reconnects_whose_link_closes_before_connected_back_off(
     replies = iter([CONNECTED, HANG_UP, HANG_UP, HANG_UP, CONNECTED])
     broker = await ScriptedBroker(lambda f: next(replies), _hang_up_on_send).start()
     closing.append(broker)
-    transport = open_transport(broker.url.replace("stomp://", f"{scheme}://"), heartbeat=0)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(
+        closing, broker.url.replace("stomp://", f"{scheme}://"), heartbeat=0
+    )
     await transport.send("/queue/q", "the broker hangs up on this")
     await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect")
     assert broker.connections == 5
@@ -523,11 +531,7 @@ async def test_reconnect_false_stays_down_after_a_loss(closing: list[Any], schem
     broker = await ScriptedBroker(lambda f: CONNECTED, _hang_up_on_send).start()
     closing.append(broker)
     url = broker.url.replace("stomp://", f"{scheme}://")
-    transport = open_transport(url, heartbeat=0, reconnect=False)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(closing, url, heartbeat=0, reconnect=False)
     await transport.send("/queue/q", "the broker hangs up on this")
     await _until(lambda: recorder.kinds == ["lost"], what="the loss")
     await asyncio.sleep(0.3)
@@ -548,11 +552,7 @@ async def test_error_frame_mid_session_fails_the_request_and_reconnects(
     broker = await ScriptedBroker(lambda f: CONNECTED, refuse_forbidden).start()
     closing.append(broker)
     url = broker.url.replace("stomp://", f"{scheme}://")
-    transport = open_transport(url, heartbeat=0, initial_backoff=0.01)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(closing, url, heartbeat=0, initial_backoff=0.01)
     await transport.subscribe("/queue/allowed", lambda m: None)
     with pytest.raises(BrokerError, match="Not authorized"):
         await transport.subscribe("/queue/forbidden", lambda m: None)
@@ -570,11 +570,9 @@ async def test_garbage_from_the_broker_drops_the_link_not_the_client(closing: li
 
     broker = await ScriptedBroker(lambda f: CONNECTED, garbage_after_send).start()
     closing.append(broker)
-    transport = open_transport(broker.url, heartbeat=0, initial_backoff=0.01)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(
+        closing, broker.url, heartbeat=0, initial_backoff=0.01
+    )
     await transport.send("/queue/q", "x")
     await _until(lambda: recorder.kinds == ["lost", "restored"], what="the reconnect after garbage")
     assert isinstance(recorder.events[0][1], ProtocolError)
@@ -699,11 +697,7 @@ async def test_tls_with_the_ca_connects_and_an_untrusted_cert_is_refused(
 @pytest.mark.activemq
 async def test_heartbeats_keep_an_idle_link_alive(activemq: Any, closing: list[Any]) -> None:
     # ActiveMQ drops a client silent for 1.5x the interval; we stay idle for 6 intervals.
-    transport = open_transport(activemq.stomp_url, heartbeat=400)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(closing, activemq.stomp_url, heartbeat=400)
     await asyncio.sleep(2.4)
     stats = _stats(transport)
     assert transport.connected
@@ -753,11 +747,9 @@ async def test_half_open_link_is_detected_by_the_watchdog_and_reconnected(
 async def test_broker_restart_reconnects_resubscribes_and_tells_the_listener(
     fresh_activemq: Any, closing: list[Any]
 ) -> None:
-    transport = open_transport(fresh_activemq.stomp_url, heartbeat=1000, max_backoff=0.5)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(
+        closing, fresh_activemq.stomp_url, heartbeat=1000, max_backoff=0.5
+    )
     destination = f"/queue/restart-{_name()}"
     got: list[bytes] = []
     await transport.subscribe(destination, lambda m: got.append(m.body))
@@ -791,11 +783,7 @@ async def test_failover_moves_to_the_second_broker_when_the_first_goes(
     second = await FaultProxy(activemq.host, activemq.stomp_port).start()
     closing.extend([first, second])
     url = f"failover:({first.url()},{second.url()})?randomize=false"
-    transport = open_transport(url, max_backoff=0.5)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(closing, url, max_backoff=0.5)
     assert isinstance(transport, StompTransport)
     assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"
     got: list[bytes] = []
@@ -938,11 +926,9 @@ async def test_switch_broker_moves_to_the_next_broker_and_back(
     first = await FaultProxy(activemq.host, activemq.stomp_port).start()
     second = await FaultProxy(activemq.host, activemq.stomp_port).start()
     closing.extend([first, second])
-    transport = open_transport(f"failover:({first.url()},{second.url()})?randomize=false")
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(
+        closing, f"failover:({first.url()},{second.url()})?randomize=false"
+    )
     assert isinstance(transport, StompTransport)
     assert transport.endpoint == f"stomp://127.0.0.1:{first.port}"
     got: list[bytes] = []
@@ -970,11 +956,7 @@ async def test_reconnecting_gives_up_after_max_reconnect_attempts(closing: list[
         f"failover:({broker.url},stomp://127.0.0.1:{dead})?randomize=false"
         "&maxReconnectAttempts=2&initialReconnectDelay=10&maxReconnectDelay=20"
     )
-    transport = open_transport(url, heartbeat=0)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(closing, url, heartbeat=0)
     await broker.close()  # no new connections from now on ...
     assert isinstance(transport, StompTransport)
     assert await transport.switch_broker("test") is True  # ... and the link is gone
@@ -1079,11 +1061,7 @@ async def test_priority_backup_returns_to_the_priority_broker_when_it_comes_back
     """The vendor's HA pair (two independent brokers): lose A, run on B, return to A."""
     pair = two_activemq
     url = pair.failover_url(initialReconnectDelay=100, maxReconnectDelay=500)
-    transport = open_transport(url, heartbeat=1000)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(closing, url, heartbeat=1000)
     assert isinstance(transport, StompTransport)
     on_a, on_b = (f"stomp://{h.host}:{h.stomp_port}" for h in (pair.a, pair.b))
     assert transport.endpoint == on_a
@@ -1118,11 +1096,7 @@ async def test_after_switch_broker_priority_backup_does_not_pull_the_link_back(
         f"failover:({first.url()},{second.url()})?randomize=false&priorityBackup=true"
         "&initialReconnectDelay=20&maxReconnectDelay=50"
     )
-    transport = open_transport(url)
-    closing.append(transport)
-    recorder = Recorder()
-    transport.set_listener(recorder)
-    await transport.connect()
+    transport, recorder = await _connect_recorded(closing, url)
     assert isinstance(transport, StompTransport)
     assert await transport.switch_broker("the connector is on the backup") is True
     await _until(lambda: recorder.kinds == ["lost", "restored"], what="the switch")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TransportError
 from .backoff import Backoff
-from .base import MessageHandler, Transport, TransportListener
+from .base import MessageHandler, Transport, TransportListener, notify_listener
 from .stomp import StompTransport
 
 __all__ = ["SplitTransport"]
@@ -262,13 +262,7 @@ class SplitTransport:
             self._notify("connection_restored")
 
     def _notify(self, what: str, *args: Any) -> None:
-        listener = self._listener
-        if listener is None:
-            return
-        try:
-            getattr(listener, what)(*args)
-        except Exception:
-            log.exception("transport listener %s raised", what)
+        notify_listener(log, self._listener, what, *args)
 
 
 if TYPE_CHECKING:

@@ -242,7 +242,9 @@ def test_round_trip_escaped(command: str, headers: dict[str, str], body: bytes) 
 @SETTINGS
 @given(
     command=st.sampled_from(["CONNECT", "CONNECTED"]),
-    headers=st.dictionaries(_raw_text.filter(lambda s: bool(s) and ":" not in s), _raw_text),
+    headers=st.dictionaries(
+        _raw_text.filter(lambda s: bool(s) and ":" not in s and s != "content-length"), _raw_text
+    ),
 )
 def test_round_trip_raw(command: str, headers: dict[str, str]) -> None:
     for twin in _twins():
@@ -270,6 +272,7 @@ def test_round_trip_binary_body_with_explicit_length(body: bytes) -> None:
         ("SEND", {}, b"a\x00b", ValueError),
         ("SEND", {"content-length": "2"}, b"a\x00b", ValueError),
         ("SEND", {"content-length": "x"}, b"ab", ValueError),
+        ("CONNECT", {"content-length": ""}, b"", ValueError),
         ("SEND", {"a": "b\x00"}, b"", ValueError),
         ("SEND", {"a\x00": "b"}, b"", ValueError),
         ("SEND", {"": "b"}, b"", ValueError),

@@ -73,7 +73,7 @@ def _ns(benchmark: Any) -> float | None:
     """ns per command; None under --benchmark-disable (the CI smoke run has no stats)."""
     if benchmark.stats is None:
         return None
-    return round(benchmark.stats.stats.mean / len(MIX) * 1e9, 1)
+    return round(float(benchmark.stats.stats.mean) / len(MIX) * 1e9, 1)
 
 
 @pytest.mark.benchmark(group="commands-encode")

@@ -51,7 +51,7 @@ def _ns(benchmark: Any, per: int) -> float | None:
     """ns per item; None under --benchmark-disable (the CI smoke run has no stats)."""
     if benchmark.stats is None:
         return None
-    return round(benchmark.stats.stats.mean / per * 1e9, 1)
+    return round(float(benchmark.stats.stats.mean) / per * 1e9, 1)
 
 
 def _twin(name: str) -> ModuleType:

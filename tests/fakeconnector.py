@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from cucmconn.codec.commands import parse_command
 from cucmconn.transport import Message, Transport
@@ -87,8 +88,8 @@ class FakeConnector:
             replies = self.script.get(name, self._default)(command)
         self._spawn(self.reply(command, *replies))
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

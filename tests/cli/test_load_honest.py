@@ -47,7 +47,7 @@ async def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int,
 async def test_tally_files_each_outcome_in_one_column() -> None:
     tally = Tally()
 
-    async def fails(exc: Exception) -> None:
+    async def fails(exc: Exception) -> str:  # a command that would answer, as answers() does
         raise exc
 
     async def answers() -> str:

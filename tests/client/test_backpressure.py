@@ -70,7 +70,7 @@ class ThrottledTransport(MemoryTransport):
         await super().flush()
         await self._taken.wait()
 
-    async def send(  # type: ignore[override]
+    async def send(
         self,
         destination: str,
         body: str,

@@ -53,8 +53,8 @@ async def test_call_answer_hold_release(emulator: Emulator) -> None:
         answered = await callee.answer(cid)
         assert isinstance(answered, DialogState) and answered.state == "ACTIVE"
         await until(lambda: caller.calls[cid].state == "ACTIVE")
-        assert (await callee.hold(cid)).state == "HELD"  # type: ignore[union-attr]
-        assert (await callee.retrieve(cid)).state == "ACTIVE"  # type: ignore[union-attr]
+        assert (await callee.hold(cid)).state == "HELD"
+        assert (await callee.retrieve(cid)).state == "ACTIVE"
         dropped = await caller.release(cid)
         assert isinstance(dropped, DialogState) and dropped.state == "DROPPED"
         await until(lambda: cid not in callee.calls)
@@ -67,7 +67,7 @@ async def test_consult_transfer_moves_the_caller(emulator: Emulator) -> None:
         a, b, d = c.agent("1000"), c.agent("1001"), c.agent("1002")
         await asyncio.gather(a.login(), b.login(), d.login())
         first = await a.make_call("1001")
-        cid = first.connection_id  # type: ignore[union-attr]
+        cid = first.connection_id
         assert cid is not None
         await until(lambda: cid in b.calls)
         await b.answer(cid)

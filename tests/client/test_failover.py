@@ -94,7 +94,7 @@ async def on_b() -> AsyncIterator[FakeConnector]:
 def make_client(pair: Pair, **options: Any) -> Client:
     options.setdefault("connect_timeout", 0.1)
     options.setdefault("handshake_timeout", 5.0)
-    return Client(transport=pair, client_destination="crm-fo", **options)  # type: ignore[arg-type]
+    return Client(transport=pair, client_destination="crm-fo", **options)
 
 
 async def test_no_answer_on_a_moves_to_b(on_b: FakeConnector) -> None:

@@ -205,7 +205,11 @@ async def test_metrics_and_spans_after_a_scripted_session(fake: FakeConnector) -
         (refused,) = seen.spans("ReleaseCall")
         assert (refused.attributes or {})["error.type"] == "unavailable"
         assert "messaging.message.conversation_id" not in (refused.attributes or {})
-        lost = [s for s in seen.spans("GetState") if s.attributes["cucmconn.outcome"] != "answered"]
+        lost = [
+            s
+            for s in seen.spans("GetState")
+            if (s.attributes or {})["cucmconn.outcome"] != "answered"
+        ]
         assert [(s.attributes or {})["error.type"] for s in lost] == ["connection_lost"]
         cids = [
             (s.attributes or {}).get("messaging.message.conversation_id")

@@ -145,7 +145,7 @@ def test_empty_and_non_text_arguments_refused() -> None:
     with pytest.raises(ValueError, match="argument 1"):
         encode_command("MakeCall", "1001", "")
     with pytest.raises(TypeError, match="argument 1"):
-        encode_command("MakeCall", "1001", None)  # type: ignore[arg-type]
+        encode_command("MakeCall", "1001", None)
     with pytest.raises(TypeError, match="argument 1"):
         encode_command("MakeCall", "1001", True)
 

@@ -680,9 +680,9 @@ async def test_client_make_answer_hold_release(
     answered = await b.answer(cid)
     assert isinstance(answered, DialogState) and answered.state == "ACTIVE"
     await until(lambda: a.state == "TALKING" and a.calls[cid].state == "ACTIVE")
-    assert (await a.hold(cid)).state == "HELD"  # type: ignore[union-attr]
-    assert (await a.retrieve(cid)).state == "ACTIVE"  # type: ignore[union-attr]
-    assert (await a.release(cid)).state == "DROPPED"  # type: ignore[union-attr]
+    assert (await a.hold(cid)).state == "HELD"
+    assert (await a.retrieve(cid)).state == "ACTIVE"
+    assert (await a.release(cid)).state == "DROPPED"
     await until(lambda: not b.calls and b.state == "READY" and a.state == "READY")
     assert isinstance(await a.logout(), AgentState) and not a.logged_in
 
@@ -767,7 +767,7 @@ async def test_client_sees_outage(emu_and_clients: tuple[Emulator, Client, Clien
         await a.make_call("1002")
     await emu.set_in_service(True)
     await until(lambda: one.in_service)
-    assert (await a.get_state()).state == "READY"  # type: ignore[union-attr]
+    assert (await a.get_state()).state == "READY"
 
 
 def test_per_client_tracking_is_exposed() -> None:

@@ -103,8 +103,8 @@ def _py_imports(name: str, tree: ast.Module) -> tuple[set[Edge], set[Edge]]:
 
     def visit(node: ast.AST, in_function: bool) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child, in_function)
+            for branch in node.orelse:
+                visit(branch, in_function)
             return
         if isinstance(node, ast.Import | ast.ImportFrom):
             for target in _targets(name, node):

@@ -40,10 +40,10 @@ async def call_flow(client_url: str, queue: str, tag: str) -> None:
         assert isinstance(made, DialogState) and made.connection_id is not None
         cid = made.connection_id
         await until(lambda: cid in b.calls)
-        assert (await b.answer(cid)).state == "ACTIVE"  # type: ignore[union-attr]
-        assert (await a.hold(cid)).state == "HELD"  # type: ignore[union-attr]
-        assert (await a.retrieve(cid)).state == "ACTIVE"  # type: ignore[union-attr]
-        assert (await b.release(cid)).state == "DROPPED"  # type: ignore[union-attr]
+        assert (await b.answer(cid)).state == "ACTIVE"
+        assert (await a.hold(cid)).state == "HELD"
+        assert (await a.retrieve(cid)).state == "ACTIVE"
+        assert (await b.release(cid)).state == "DROPPED"
         await until(lambda: not a.calls and a.state == "READY")
         await a.logout()
         await b.logout()

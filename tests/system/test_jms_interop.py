@@ -26,6 +26,7 @@ import pytest
 
 from cucmconn import decode_event, encode_command
 from cucmconn.transport import Message, open_transport
+from cucmconn.transport.stomp import StompTransport
 from tests.activemq import BrokerHandle
 
 TTL = 10.0
@@ -315,6 +316,7 @@ async def test_pipelined_round_trips_do_not_stall(
     count, window = 40_000, 1024
     await java_peer(queue, count, "quiet")
     transport = open_transport(activemq.stomp_url)
+    assert isinstance(transport, StompTransport)  # the broker this project starts: native STOMP
     await transport.connect()
     slots = asyncio.Semaphore(window)
     answered = 0

@@ -10,9 +10,11 @@ import json
 
 import pytest
 
-from cucmconn import Client, CommandError, CommandTimeout, ServiceUnavailable
+from cucmconn import Client, CommandError, CommandTimeout, DialogState, ServiceUnavailable
 from cucmconn.testing import (
     DETERMINISTIC_EPOCH,
+    CallHandle,
+    CallState,
     ClientFactory,
     Connector,
     ConnectorOptions,
@@ -92,6 +94,12 @@ async def test_factory_makes_more_clients_and_closes_them(
     assert stolen.value.code == "PRIVILLEGE_VIOLATION"
 
 
+def state_now(call: CallHandle) -> CallState:
+    """``call.state`` read afresh: mypy would keep an earlier assert's narrowing of the property
+    across the awaits that change it."""
+    return call.state
+
+
 async def test_placed_call_is_answered_at_the_phone_then_released_by_the_customer(
     connector: Connector, cucmconn_client: Client
 ) -> None:
@@ -102,12 +110,12 @@ async def test_placed_call_is_answered_at_the_phone_then_released_by_the_custome
     await connector.wait_for_event("InboundCall", agent="1001", state="ALERTING")
     await call.answer()
     await connector.until(lambda: agent.state == "TALKING", what="1001 talking")
-    assert call.state == "connected"
+    assert state_now(call) == "connected"
     with pytest.raises(RuntimeError, match="only a ringing call can be abandoned"):
         await call.abandon()
     await call.release()
     await connector.until(lambda: agent.state == "READY", what="1001 ready again")
-    assert call.state == "ended"
+    assert state_now(call) == "ended"
 
 
 async def test_an_abandoned_call_ends_while_ringing(
@@ -117,6 +125,7 @@ async def test_an_abandoned_call_ends_while_ringing(
     call = await connector.place_call(to="1001")
     await call.abandon()
     dropped = await connector.wait_for_event("DialogState", agent="1001", state="DROPPED")
+    assert isinstance(dropped.event, DialogState)
     assert dropped.event.connection_id == call.connection_id
     assert call.state == "ended"
 
@@ -204,8 +213,10 @@ async def test_deterministic_history_can_be_written_down_in_advance(
     await agent.answer(call.connection_id)
     await connector.wait_for("AnswerCall")
     assert connector.transcript(100) == SNAPSHOT
-    assert connector.clock() == DETERMINISTIC_EPOCH
-    connector.clock.advance(61)
+    clock = connector.clock
+    assert clock is not None  # deterministic=True
+    assert clock() == DETERMINISTIC_EPOCH
+    clock.advance(61)
     await agent.release(call.connection_id)
     assert connector.events[-1].text == "1001#AgentState#READY#2026-01-01 09:01:01"
 

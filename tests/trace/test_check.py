@@ -65,7 +65,7 @@ async def test_check_compares_fields_not_ids(tmp_path: Path) -> None:
             record_.body = record_.body.replace("READY", "NOT_READY")
             break
     altered = tmp_path / "altered.jsonl"
-    altered.write_bytes(b"".join(encode_line(x) for x in (trace.header, *trace.records)))
+    altered.write_bytes(encode_line(trace.header) + b"".join(map(encode_line, trace.records)))
     report = await check_trace(altered, "memory://fields")
     assert report.different == 1
     (command,) = [c for c in report.commands if c.differences]
@@ -76,7 +76,7 @@ async def test_check_compares_fields_not_ids(tmp_path: Path) -> None:
 
 def test_the_guide_trace_is_built_from_its_script() -> None:
     header, records = guide.build()
-    expected = b"".join(encode_line(x) for x in (header, *records))
+    expected = encode_line(header) + b"".join(map(encode_line, records))
     assert GUIDE.read_bytes().startswith(expected), "run: python -m tests.traces.guide"
 
 

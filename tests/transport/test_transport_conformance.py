@@ -640,7 +640,11 @@ async def test_tls_link_keeps_writing_after_connect(secure_activemq: Any, kind: 
         for index in range(20):
             started = time.monotonic()
             await transport.send(destination, f"m{index}")
-            await _until(lambda n=index: len(got) == n + 1, f"message {index} over TLS")
+
+            def arrived(n: int = index) -> bool:
+                return len(got) == n + 1
+
+            await _until(arrived, f"message {index} over TLS")
             worst = max(worst, time.monotonic() - started)
         assert [m.body for m in got] == [f"m{i}".encode() for i in range(20)]
         # Not a speed target: without the fix one round trip stalled ~15 s (until the broker's

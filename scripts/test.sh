@@ -9,7 +9,7 @@
 #   2. the codec and client tests again on the pure-Python twins (CUCMCONN_NO_EXTENSIONS=1);
 #   3. every benchmark once as a smoke test (so they cannot rot; the load runs cut to 2 s, and
 #      still failing on any lost command); ruff check and ruff format --check (src, tests,
-#      benchmarks, examples, scripts), mypy (src and examples/);
+#      benchmarks, examples, scripts), mypy --strict (src, examples, tests, benchmarks);
 #   4. the API reference (docs/api, Sphinx autodoc, warnings as errors).
 set -euo pipefail
 cd "$(dirname "$0")/.."

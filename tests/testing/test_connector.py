@@ -213,12 +213,20 @@ async def test_deterministic_history_can_be_written_down_in_advance(
     await agent.answer(call.connection_id)
     await connector.wait_for("AnswerCall")
     assert connector.transcript(100) == SNAPSHOT
-    clock = connector.clock
-    assert clock is not None  # deterministic=True
-    assert clock() == DETERMINISTIC_EPOCH
-    clock.advance(61)
+    assert connector.clock() == DETERMINISTIC_EPOCH
+    connector.clock.advance(61)
     await agent.release(call.connection_id)
     assert connector.events[-1].text == "1001#AgentState#READY#2026-01-01 09:01:01"
+    assert connector.deterministic and cucmconn_client.destination == "client-1"
+
+
+async def test_a_connector_on_the_wall_clock_has_no_clock_to_move(
+    connector: Connector, cucmconn_client: Client
+) -> None:
+    assert not connector.deterministic
+    assert cucmconn_client.destination != "client-1"
+    with pytest.raises(RuntimeError, match=r"cucmconn\(deterministic=True\)"):
+        connector.clock.advance(61)
 
 
 async def test_open_connector_works_without_pytest_fixtures() -> None:

@@ -179,7 +179,7 @@ class Connector(ScenarioChecks):
         self.emulator = emulator
         self.url = url
         self.queue = queue
-        self.clock = clock
+        self._clock = clock
         self._handed_out: OrderedDict[str, None] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -189,6 +189,25 @@ class Connector(ScenarioChecks):
     def display_url(self) -> str:
         """``url`` without credentials, for messages."""
         return redact_url(self.url)
+
+    @property
+    def deterministic(self) -> bool:
+        """True when event timestamps come from :attr:`clock` (``cucmconn(deterministic=True)``)."""
+        return self._clock is not None
+
+    @property
+    def clock(self) -> ManualClock:
+        """A deterministic connector's clock: ``clock()`` reads it, ``clock.advance(s)`` moves it.
+
+        Typed as always there, so a test reads it without a None check; a connector on the wall
+        clock has nothing to move and raises ``RuntimeError`` saying how to get one.
+        """
+        if self._clock is None:
+            raise RuntimeError(
+                "this connector runs on the wall clock: mark the test "
+                "@pytest.mark.cucmconn(deterministic=True) for a clock it can move"
+            )
+        return self._clock
 
     def client(self, **options: Any) -> Client:
         """A new (not yet connected) Client for this connector; ``options`` go to Client."""
@@ -297,7 +316,7 @@ class ClientFactory:
         On a deterministic connector, clients are named ``client-1``, ``client-2`` ... unless
         ``client_destination`` is given, so their names can be written down in a test.
         """
-        if self._connector.clock is not None and "client_destination" not in options:
+        if self._connector.deterministic and "client_destination" not in options:
             options["client_destination"] = f"client-{len(self._clients) + 1}"
         client = self._connector.client(**options)
         await client.connect()
